@@ -1,0 +1,1 @@
+"""Self-hosted voice gateway: FreeSWITCH call control, media bridge and REST APIs."""
