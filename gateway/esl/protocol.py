@@ -1,0 +1,417 @@
+"""The FreeSWITCH Event Socket wire protocol, without any IO.
+
+Both directions live here so the controller and the simulator share one definition:
+
+* ``MessageReader`` turns the bytes FreeSWITCH writes into ``Message`` objects (outer
+  headers + exact ``Content-Length`` body), whatever the chunking;
+* ``Event`` reads a ``text/event-plain`` or ``text/event-json`` body.  Plain events are
+  parsed lazily: the few headers a controller routes on are found with ``bytes.find`` in
+  the header block, and the full dict is only built when asked for.  Values are split on
+  lines *before* they are URL-decoded, so an encoded ``%0A`` in a caller-ID name stays
+  inside its value and cannot forge a header, and the event body (after the inner
+  ``Content-Length``) stays a body;
+* ``CommandReader`` is the server side: it splits what a client sends into ``Command``
+  objects the way mod_event_socket does (LF or CRLF, leading blank lines skipped,
+  optional ``Content-Length`` body);
+* the ``frame_*`` and ``encode_*`` functions write FreeSWITCH's exact bytes, including its
+  URL-encoding rule, header order and ``Content-Length`` placement.
+
+Facts come from mod_event_socket.c and switch_event.c (see research/freeswitch.md, §1).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+MAX_CONTENT_LENGTH = 16 * 1024 * 1024  # mod_event_socket's cap; larger is a broken peer
+MAX_HEADER_BLOCK = 64 * 1024
+
+Headers = list[tuple[str, str]]
+
+DISCONNECT_GOODBYE = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
+
+
+class ProtocolError(Exception):
+    """The peer sent bytes that are not the Event Socket protocol."""
+
+
+@dataclass(slots=True)
+class Message:
+    """One framed message: its outer headers (raw, not URL-decoded) and its body."""
+
+    headers: dict[str, str]
+    body: bytes = b""
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "")
+
+    @property
+    def reply_text(self) -> str:
+        return self.headers.get("Reply-Text", "")
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+def _parse_block(block: bytes) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in block.decode("utf-8", "replace").split("\n"):
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise ProtocolError(f"header line without a colon: {line[:80]!r}")
+        headers.setdefault(name.strip(), value.lstrip(" ").rstrip("\r"))
+    return headers
+
+
+class MessageReader:
+    """Frames the server-to-client byte stream into ``Message`` objects.
+
+    ``feed(data)`` buffers and returns every message now complete; bytes of an
+    incomplete message stay buffered for the next call.
+    """
+
+    __slots__ = ("_buf", "_pending")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pending: tuple[dict[str, str], int] | None = None
+
+    def feed(self, data: bytes) -> list[Message]:
+        buf = self._buf + data if self._buf else data
+        out: list[Message] = []
+        pos = 0
+        end = len(buf)
+        pending = self._pending
+        while True:
+            if pending is None:
+                # FreeSWITCH never sends a blank line between messages, but tolerate one.
+                while pos < end and buf[pos] == 10:
+                    pos += 1
+                split = buf.find(b"\n\n", pos)
+                if split < 0:
+                    if end - pos > MAX_HEADER_BLOCK:
+                        raise ProtocolError("header block too large")
+                    break
+                headers = _parse_block(buf[pos:split])
+                pos = split + 2
+                length = headers.get("Content-Length")
+                if length is None:
+                    out.append(Message(headers))
+                    continue
+                try:
+                    size = int(length)
+                except ValueError:
+                    raise ProtocolError(f"bad Content-Length {length!r}") from None
+                if not 0 <= size <= MAX_CONTENT_LENGTH:
+                    raise ProtocolError(f"Content-Length out of range: {size}")
+                pending = (headers, size)
+            headers, size = pending
+            if end - pos < size:
+                break
+            out.append(Message(headers, buf[pos:pos + size]))
+            pos += size
+            pending = None
+        self._pending = pending
+        self._buf = buf[pos:]
+        return out
+
+
+class Event:
+    """A FreeSWITCH event body, ``text/event-plain`` or ``text/event-json``.
+
+    ``get(name)`` finds one header (first occurrence, URL-decoded); ``headers`` builds
+    the full ordered dict once; ``body`` is the event's own body (BACKGROUND_JOB
+    output, a CUSTOM event's JSON), or ``None``.
+    """
+
+    __slots__ = ("raw", "is_json", "_headers", "_body", "_head_end")
+
+    def __init__(self, raw: bytes, is_json: bool = False) -> None:
+        self.raw = raw
+        self.is_json = is_json
+        self._headers: dict[str, str] | None = None
+        self._body: str | None = None
+        self._head_end = -1
+
+    @classmethod
+    def from_message(cls, message: Message) -> Event:
+        return cls(message.body, message.content_type == "text/event-json")
+
+    # -- lazy single-header access (the hot path) -------------------------------------
+    def _header_end(self) -> int:
+        if self._head_end < 0:
+            end = self.raw.find(b"\n\n")
+            self._head_end = len(self.raw) if end < 0 else end + 1
+        return self._head_end
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        if self.is_json or self._headers is not None:
+            return self.headers.get(name, default)
+        raw = self.raw
+        key = name.encode() + b": "
+        if raw.startswith(key):
+            start = len(key)
+        else:
+            at = raw.find(b"\n" + key, 0, self._header_end())
+            if at < 0:
+                return default
+            start = at + 1 + len(key)
+        stop = raw.find(b"\n", start)
+        value = raw[start:stop].decode("utf-8", "replace")
+        return unquote(value) if "%" in value else value
+
+    @property
+    def name(self) -> str:
+        return self.get("Event-Name") or ""
+
+    @property
+    def subclass(self) -> str | None:
+        return self.get("Event-Subclass")
+
+    @property
+    def unique_id(self) -> str | None:
+        return self.get("Unique-ID")
+
+    # -- full parse ---------------------------------------------------------------------
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            self._parse()
+        return self._headers  # type: ignore[return-value]
+
+    @property
+    def body(self) -> str | None:
+        if self._headers is None:
+            self._parse()
+        return self._body
+
+    def items(self) -> Headers:
+        """Every header in wire order, duplicates kept (CHANNEL_HANGUP_COMPLETE repeats
+        Hangup-Cause); the inner Content-Length is not a header."""
+        if self.is_json:
+            return list(self.headers.items())
+        pairs = []
+        for line in self.raw[:self._header_end()].decode("utf-8", "replace").split("\n"):
+            if line:
+                name, _, value = line.partition(": ")
+                pairs.append((name, unquote(value) if "%" in value else value))
+        return [pair for pair in pairs if pair[0] != "Content-Length"]
+
+    def _parse(self) -> None:
+        if self.is_json:
+            self._parse_json()
+            return
+        raw = self.raw
+        head_end = self._header_end()
+        headers: dict[str, str] = {}
+        for line in raw[:head_end].decode("utf-8", "replace").split("\n"):
+            if not line:
+                continue
+            name, _, value = line.partition(": ")
+            if name not in headers:
+                headers[name] = unquote(value) if "%" in value else value
+        self._headers = headers
+        self._body = None
+        length = headers.pop("Content-Length", None)
+        if length is not None:
+            body_start = head_end + 1
+            self._body = raw[body_start:body_start + int(length)].decode("utf-8", "replace")
+
+    def _parse_json(self) -> None:
+        try:
+            data = json.loads(self.raw)
+        except ValueError as exc:
+            raise ProtocolError(f"bad JSON event: {exc}") from None
+        if not isinstance(data, dict):
+            raise ProtocolError("JSON event is not an object")
+        self._body = data.pop("_body", None)
+        data.pop("Content-Length", None)
+        self._headers = {k: ("|".join(v) if isinstance(v, list) else str(v)) for k, v in data.items()}
+
+    def __repr__(self) -> str:
+        return f"<Event {self.name} {self.subclass or ''} {self.unique_id or ''}>".replace("  ", " ")
+
+
+# -- client -> server ------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Command:
+    """One command as mod_event_socket reads it: first line, headers, optional body."""
+
+    line: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """Header lookup, case-insensitive like mod_event_socket."""
+        wanted = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == wanted:
+                return value
+        return default
+
+
+class CommandReader:
+    """Splits the client-to-server byte stream into ``Command`` objects."""
+
+    __slots__ = ("_buf", "_pending")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pending: tuple[Command, int] | None = None
+
+    def feed(self, data: bytes) -> list[Command]:
+        self._buf += data
+        out: list[Command] = []
+        while True:
+            if self._pending is None:
+                buf = self._buf.lstrip(b"\r\n")
+                self._buf = buf
+                normalized_end = _find_blank_line(buf)
+                if normalized_end is None:
+                    if len(buf) > MAX_HEADER_BLOCK:
+                        raise ProtocolError("command too large")
+                    break
+                block, consumed = normalized_end
+                self._buf = buf[consumed:]
+                lines = block.decode("utf-8", "replace").replace("\r", "").split("\n")
+                command = Command(lines[0].strip())
+                for line in lines[1:]:
+                    name, sep, value = line.partition(":")
+                    if sep:
+                        command.headers[name.strip()] = value.lstrip(" ")
+                length = command.header("Content-Length")
+                if length is None:
+                    out.append(command)
+                    continue
+                try:
+                    size = int(length)
+                except ValueError:
+                    raise ProtocolError(f"bad Content-Length {length!r}") from None
+                if not 0 <= size <= MAX_CONTENT_LENGTH:
+                    raise ProtocolError(f"Content-Length out of range: {size}")
+                self._pending = (command, size)
+            command, size = self._pending
+            if len(self._buf) < size:
+                break
+            command.body = self._buf[:size]
+            self._buf = self._buf[size:]
+            self._pending = None
+            out.append(command)
+        return out
+
+
+def _find_blank_line(buf: bytes) -> tuple[bytes, int] | None:
+    """Find the end of a header block, ignoring CRs as mod_event_socket does."""
+    count = 0
+    for index, byte in enumerate(buf):
+        if byte == 10:
+            count += 1
+            if count == 2:
+                return buf[:index], index + 1
+        elif byte != 13:
+            count = 0
+    return None
+
+
+def encode_command(line: str, headers: dict[str, str] | None = None, body: bytes | str | None = None) -> bytes:
+    """Bytes for one client command (``api status``, ``sendmsg <uuid>`` + headers, …)."""
+    if "\n" in line or "\r" in line:
+        raise ValueError("a command line cannot contain a newline")
+    parts = [line]
+    if headers:
+        for name, value in headers.items():
+            text = str(value)
+            if "\n" in text or "\r" in text or "\n" in name:
+                raise ValueError(f"header {name!r} cannot contain a newline")
+            parts.append(f"{name}: {text}")
+    if body is not None:
+        data = body.encode() if isinstance(body, str) else body
+        parts.append(f"Content-Length: {len(data)}")
+        return ("\n".join(parts) + "\n\n").encode() + data
+    return ("\n".join(parts) + "\n\n").encode()
+
+
+# -- server -> client ------------------------------------------------------------------
+
+# switch_utils.h SWITCH_URL_UNSAFE; bytes < 0x20 and > 0x7E are always encoded.
+_UNSAFE = set(b"\r\n #%&+:;<=>?@[\\]^`{|}\"")
+_HEX = b"0123456789ABCDEF"
+_ENCODE_TABLE = [
+    (f"%{b:02X}" if (b < 0x20 or b > 0x7E or b in _UNSAFE) else chr(b)) for b in range(256)
+]
+
+
+def url_encode(value: str) -> str:
+    """FreeSWITCH's ``switch_url_encode``: uppercase hex, and a ``%`` already followed by
+    two uppercase hex digits is left alone (FreeSWITCH does not double-encode)."""
+    data = value.encode("utf-8")
+    if all(0x20 < b < 0x7F and b not in _UNSAFE for b in data):
+        return value
+    out = []
+    size = len(data)
+    for i, b in enumerate(data):
+        if b == 0x25 and i + 2 < size and data[i + 1] in _HEX and data[i + 2] in _HEX:
+            out.append("%")
+        else:
+            out.append(_ENCODE_TABLE[b])
+    return "".join(out)
+
+
+def encode_plain_event(headers: Headers, body: str | None = None) -> bytes:
+    """A ``text/event-plain`` body: URL-encoded values, then the event's own body."""
+    lines = [f"{name}: {url_encode(value)}\n" for name, value in headers if value != ""]
+    if body is not None:
+        data = body.encode("utf-8")
+        return ("".join(lines) + f"Content-Length: {len(data)}\n\n").encode("utf-8") + data
+    return ("".join(lines) + "\n").encode("utf-8")
+
+
+def encode_json_event(headers: Headers, body: str | None = None) -> bytes:
+    """A ``text/event-json`` body: one flat object of strings, no trailing newline.
+
+    Written pair by pair because cJSON keeps duplicate names (the second Hangup-Cause
+    of CHANNEL_HANGUP_COMPLETE) and a dict cannot."""
+    pairs = [(name, value) for name, value in headers if value != ""]
+    if body is not None:
+        pairs += [("Content-Length", str(len(body.encode("utf-8")))), ("_body", body)]
+    dump = _JSON_STRING
+    return ("{" + ",".join(f"{dump(name)}:{dump(value)}" for name, value in pairs) + "}").encode("utf-8")
+
+
+_JSON_STRING = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def frame_event(payload: bytes, fmt: str = "plain") -> bytes:
+    """Outer framing of an event: Content-Length comes first, then Content-Type."""
+    return b"Content-Length: %d\nContent-Type: text/event-%s\n\n" % (len(payload), fmt.encode()) + payload
+
+
+def frame_reply(reply_text: str, extra: Headers = ()) -> bytes:
+    head = f"Content-Type: command/reply\nReply-Text: {reply_text}\n"
+    head += "".join(f"{name}: {value}\n" for name, value in extra)
+    return (head + "\n").encode("utf-8")
+
+
+def frame_api_response(body: str) -> bytes:
+    data = (body or "-ERR no reply\n").encode("utf-8")
+    return b"Content-Type: api/response\nContent-Length: %d\n\n" % len(data) + data
+
+
+def frame_auth_request() -> bytes:
+    return b"Content-Type: auth/request\n\n"
+
+
+def frame_disconnect_notice(text: str = DISCONNECT_GOODBYE) -> bytes:
+    data = text.encode("utf-8")
+    return b"Content-Type: text/disconnect-notice\nContent-Length: %d\n\n" % len(data) + data
+
+
+def frame_rude_rejection() -> bytes:
+    return b"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n"
