@@ -58,6 +58,12 @@ class Message:
 
 
 def _parse_block(block: bytes) -> dict[str, str]:
+    # Fast path: the two-line frame FreeSWITCH puts around every event.
+    if block.startswith(b"Content-Length: "):
+        first, sep, second = block.partition(b"\n")
+        if second.startswith(b"Content-Type: ") and b"\n" not in second:
+            return {"Content-Length": first[16:].decode("ascii", "replace"),
+                    "Content-Type": second[14:].decode("ascii", "replace")}
     headers: dict[str, str] = {}
     for line in block.decode("utf-8", "replace").split("\n"):
         if not line:
@@ -158,8 +164,9 @@ class Event:
         if raw.startswith(key):
             start = len(key)
         else:
-            at = raw.find(b"\n" + key, 0, self._header_end())
-            if at < 0:
+            at = raw.find(b"\n" + key)
+            # a match past the blank line is inside the event's body, not a header
+            if at < 0 or raw.find(b"\n\n", 0, at + 1) >= 0:
                 return default
             start = at + 1 + len(key)
         stop = raw.find(b"\n", start)

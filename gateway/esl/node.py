@@ -1,0 +1,131 @@
+"""A FreeSWITCH node: one ``ESLLink`` kept alive with reconnects and re-subscription."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Callable
+
+import gevent
+from gevent.event import Event as Flag
+
+from gateway.esl.connection import ESLLink, LinkDown
+from gateway.esl.protocol import Event
+
+logger = logging.getLogger(__name__)
+
+# Narrow on purpose: FreeSWITCH drops a listener that falls 500 events behind, and every
+# event we do not need is work on the reader.  CUSTOM subclasses must come last, since
+# every word after CUSTOM is read as a subclass name.
+CALL_EVENTS = (
+    "CHANNEL_CREATE CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_ANSWER CHANNEL_BRIDGE "
+    "CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE CHANNEL_EXECUTE_COMPLETE BACKGROUND_JOB DTMF "
+    "PLAYBACK_START PLAYBACK_STOP RECORD_START RECORD_STOP "
+    "CUSTOM mod_audio_stream::connect mod_audio_stream::disconnect mod_audio_stream::error "
+    "mod_audio_stream::json mod_audio_stream::play"
+)
+
+
+class Node:
+    """Owns the connection to one FreeSWITCH node for the life of the process.
+
+    ``on_event(node, event)`` runs on the reader greenlet and must only enqueue.
+    ``on_connected(node)`` runs in its own greenlet after each (re)connect, once the
+    subscription is in place, so events that happen during reconciliation are not lost.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        password: str,
+        on_event: Callable[["Node", Event], None],
+        on_connected: Callable[["Node"], None] | None = None,
+        events: str = CALL_EVENTS,
+        command_timeout: float = 5.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.password = password
+        self.on_event = on_event
+        self.on_connected = on_connected
+        self.events = events
+        self.command_timeout = command_timeout
+        self.max_backoff = max_backoff
+        self.link: ESLLink | None = None
+        self.connected = Flag()
+        self.generation = 0  # bumps on each successful connect
+        self.last_error: str | None = None
+        self._closed = Flag()
+        self._running = False
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        self._running = True
+        self._greenlet = gevent.spawn(self._supervise)
+
+    def stop(self) -> None:
+        self._running = False
+        if self.link is not None:
+            self.link.close("node stopped")
+        if self._greenlet is not None:
+            self._greenlet.kill()
+            self._greenlet = None
+        self.connected.clear()
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        return self.connected.wait(timeout)
+
+    def _supervise(self) -> None:
+        backoff = 0.1
+        while self._running:
+            self._closed.clear()
+            link = ESLLink(
+                self.host, self.port, self.password,
+                on_event=self._deliver, on_close=self._link_closed, timeout=self.command_timeout,
+            )
+            try:
+                link.connect()
+                link.command(f"event plain {self.events}")
+            except Exception as exc:  # refused, timed out, bad password, …: all mean retry later
+                self.last_error = str(exc) or type(exc).__name__
+                logger.warning("FreeSWITCH %s unreachable: %s (retry in %.1fs)", self.name, self.last_error, backoff)
+                link.close("connect failed")
+                gevent.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            backoff = 0.1
+            self.link = link
+            self.generation += 1
+            self.last_error = None
+            self.connected.set()
+            logger.info("FreeSWITCH %s connected", self.name)
+            if self.on_connected is not None:
+                gevent.spawn(self.on_connected, self)
+            self._closed.wait()
+            self.connected.clear()
+            logger.warning("FreeSWITCH %s link lost: %s", self.name, self.last_error)
+
+    def _deliver(self, event: Event) -> None:
+        self.on_event(self, event)
+
+    def _link_closed(self, reason: str) -> None:
+        self.last_error = reason
+        self.connected.clear()
+        self._closed.set()
+
+    # -- commands ---------------------------------------------------------------------
+    def _live_link(self) -> ESLLink:
+        link = self.link
+        if link is None or not link.connected:
+            raise LinkDown(f"FreeSWITCH {self.name} is not connected")
+        return link
+
+    def api(self, command: str, timeout: float | None = None) -> str:
+        return self._live_link().api(command, timeout)
+
+    def bgapi(self, command: str, job_uuid: str, timeout: float | None = None) -> None:
+        self._live_link().bgapi(command, job_uuid, timeout)
