@@ -1,0 +1,184 @@
+"""Settings from the environment and one optional config file.
+
+Each setting has an environment variable; a config file (INI or TOML, named by
+``GATEWAY_CONFIG`` or passed in) may set the same keys in lower case. The
+environment beats the file, and the file beats the defaults.
+
+A TOML file sets the keys at the top level (``freeswitch_nodes`` may also be a
+list of strings)::
+
+    gateway_database_url = "postgresql://voicegw@db.internal/voicegw"
+    gateway_http = "0.0.0.0:8000"
+    freeswitch_nodes = ["10.0.0.5:8021:ClueCon", "10.0.0.6:8021:ClueCon"]
+
+any other file is read as INI, with the keys in a ``[gateway]`` section::
+
+    [gateway]
+    gateway_http = 0.0.0.0:8000
+
+Every malformed value raises ``ValueError`` naming where it came from.
+"""
+from __future__ import annotations
+
+import configparser
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, NamedTuple
+
+DATABASE_URL_VAR = "GATEWAY_DATABASE_URL"
+HTTP_VAR = "GATEWAY_HTTP"
+NODES_VAR = "FREESWITCH_NODES"
+CONFIG_VAR = "GATEWAY_CONFIG"
+
+_SETTING_VARS = (DATABASE_URL_VAR, HTTP_VAR, NODES_VAR)
+_INI_SECTION = "gateway"
+
+
+class HttpAddress(NamedTuple):
+    """Where the API listens; a plain ``(host, port)`` tuple for socket APIs."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One FreeSWITCH node reached over the Event Socket."""
+
+    name: str
+    host: str
+    port: int
+    password: str
+
+    @classmethod
+    def parse(cls, text: str, source: str = NODES_VAR) -> NodeConfig:
+        """Parse ``host:port:password``; the password may itself contain colons."""
+        text = text.strip()
+        host, rest = _split_host(text, source)
+        port_text, sep, password = rest.partition(":")
+        if not sep or not password:
+            raise ValueError(
+                f"{source}: node {text!r} has no password; expected host:port:password"
+            )
+        port = _parse_port(port_text, f"{source}: node {text!r}", minimum=1)
+        name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return cls(name=name, host=host, port=port, password=password)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a gateway process needs to know before it starts."""
+
+    database_url: str
+    http: HttpAddress = HttpAddress("127.0.0.1", 8000)
+    freeswitch_nodes: tuple[NodeConfig, ...] = field(
+        default_factory=lambda: (NodeConfig("127.0.0.1:8021", "127.0.0.1", 8021, "ClueCon"),)
+    )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] = os.environ, config_file: str | os.PathLike | None = None
+    ) -> Settings:
+        """Build settings from ``environ`` over ``config_file`` over the defaults.
+
+        ``config_file`` wins over ``GATEWAY_CONFIG``; with neither, no file is read.
+        """
+        path = config_file if config_file is not None else environ.get(CONFIG_VAR)
+        raw = _read_config_file(Path(path)) if path else {}
+        raw.update({var: (environ[var], var) for var in _SETTING_VARS if var in environ})
+
+        database_url = f"sqlite:///{os.getcwd()}/voicegw.sqlite3"
+        if DATABASE_URL_VAR in raw:
+            database_url, source = raw[DATABASE_URL_VAR]
+            database_url = database_url.strip()
+            if not database_url:
+                raise ValueError(f"{source}: the database URL is empty")
+        parsed = {}
+        if HTTP_VAR in raw:
+            parsed["http"] = _parse_http(*raw[HTTP_VAR])
+        if NODES_VAR in raw:
+            parsed["freeswitch_nodes"] = _parse_nodes(*raw[NODES_VAR])
+        return cls(database_url=database_url, **parsed)
+
+
+def _read_config_file(path: Path) -> dict[str, tuple[str | list, str]]:
+    """Return ``{ENV_VAR_NAME: (value, source)}`` for the keys the file sets."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"config file {path}: cannot be read ({exc.strerror})") from None
+    if path.suffix.lower() == ".toml":
+        try:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config file {path}: invalid TOML ({exc})") from None
+    else:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(text, source=str(path))
+        except configparser.Error as exc:
+            raise ValueError(f"config file {path}: invalid INI ({exc})") from None
+        if parser.sections() != [_INI_SECTION]:
+            raise ValueError(
+                f"config file {path}: expected exactly one [{_INI_SECTION}] section,"
+                f" found {parser.sections()}"
+            )
+        values = dict(parser[_INI_SECTION])
+
+    known = {var.lower(): var for var in _SETTING_VARS}
+    result = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ValueError(
+                f"config file {path}: unknown key {key!r}; known keys are {sorted(known)}"
+            )
+        list_ok = key == NODES_VAR.lower()
+        if not (isinstance(value, str) or (list_ok and isinstance(value, list))):
+            raise ValueError(f"config file {path}: {key} must be a string")
+        result[known[key]] = (value, f"config file {path}: {key}")
+    return result
+
+
+def _parse_http(text: str, source: str) -> HttpAddress:
+    text = text.strip()
+    host, rest = _split_host(text, source)
+    # Port 0 is allowed: the OS picks a free port, which tests rely on.
+    return HttpAddress(host, _parse_port(rest, f"{source}: {text!r}", minimum=0))
+
+
+def _parse_nodes(value: str | list, source: str) -> tuple[NodeConfig, ...]:
+    items = value if isinstance(value, list) else value.split(",")
+    if not all(isinstance(item, str) for item in items):
+        raise ValueError(f"{source}: every node must be a host:port:password string")
+    nodes = tuple(NodeConfig.parse(item, source) for item in items if item.strip())
+    if not nodes:
+        raise ValueError(f"{source}: no FreeSWITCH node given; expected host:port:password")
+    names = [node.name for node in nodes]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"{source}: node listed twice: {', '.join(duplicates)}")
+    return nodes
+
+
+def _split_host(text: str, source: str) -> tuple[str, str]:
+    """Split ``host:rest`` where host may be a bracketed IPv6 literal."""
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]:")
+    else:
+        host, sep, rest = text.partition(":")
+    if not sep:
+        raise ValueError(f"{source}: {text!r} has no port; expected host:port")
+    if not host:
+        raise ValueError(f"{source}: {text!r} has no host")
+    return host, rest
+
+
+def _parse_port(text: str, where: str, minimum: int) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"{where}: port {text!r} is not an integer")
+    port = int(text)
+    if not minimum <= port <= 65535:
+        raise ValueError(f"{where}: port {port} is out of range {minimum}-65535")
+    return port

@@ -1,0 +1,72 @@
+"""Calls and their append-only event log."""
+from peewee import AutoField, CharField, ForeignKeyField, IntegerField, TextField
+
+from .accounts import Account
+from .db import BaseModel
+from .fields import JSONTextField, UTCDateTimeField, utcnow
+
+CALL_DIRECTIONS = ("outbound", "inbound")
+CALL_STATUSES = ("queued", "ringing", "in_progress", "completed", "missed", "failed")
+END_REASONS = ("completed", "no_answer", "busy", "rejected", "canceled", "failed")
+
+
+class Call(BaseModel):
+    """One FreeSWITCH channel we placed or received.
+
+    The primary key is the channel uuid, chosen before ``originate`` so that the
+    row exists before any event about it can arrive.
+    """
+
+    uuid = CharField(max_length=36, primary_key=True)
+    # Indexed through the two composite indexes below, which both lead with it.
+    account = ForeignKeyField(Account, backref="calls", index=False)
+    direction = CharField(max_length=8)
+    from_number = CharField(max_length=32)
+    to_number = CharField(max_length=32)
+    caller_id_name = CharField(max_length=64, default="")
+    status = CharField(max_length=16, default="queued")
+    end_reason = CharField(max_length=16, null=True)
+    hangup_cause = CharField(max_length=64, null=True)
+    node = CharField(max_length=255)
+    job_uuid = CharField(max_length=36, null=True)
+    # Nullable: the media target may be decided only on answer (routing webhook, defaults).
+    socket_url = TextField(null=True)
+    webhook_url = TextField(null=True)
+    custom_args = JSONTextField(default=dict)
+    duration_sec = IntegerField(null=True)
+    billsec = IntegerField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    ringing_at = UTCDateTimeField(null=True)
+    answered_at = UTCDateTimeField(null=True)
+    ended_at = UTCDateTimeField(null=True)
+    updated_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "calls"
+        indexes = (
+            (("account", "created_at"), False),  # an account's calls, newest first
+            (("account", "status", "created_at"), False),  # the same, filtered by status
+        )
+
+    def save(self, *args, **kwargs):
+        """Stamp ``updated_at``; bulk ``Call.update()`` queries must set it themselves."""
+        self.updated_at = utcnow()
+        return super().save(*args, **kwargs)
+
+
+class CallEvent(BaseModel):
+    """One entry of a call's event log; ``seq`` orders the entries of a call."""
+
+    id = AutoField()
+    # Indexed through the unique (call, seq) index, which leads with it.
+    call = ForeignKeyField(Call, backref="events", on_delete="CASCADE", index=False)
+    seq = IntegerField()
+    kind = CharField(max_length=16)  # e.g. "status", "command", "esl"
+    from_status = CharField(max_length=16, null=True)
+    to_status = CharField(max_length=16, null=True)
+    detail = JSONTextField(default=dict)
+    at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "call_events"
+        indexes = ((("call", "seq"), True),)

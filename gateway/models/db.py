@@ -1,0 +1,71 @@
+"""The database handle shared by all models, and how it is built from a URL.
+
+Models bind to the ``database`` proxy at import time; ``connect(url)`` points it
+at a real database. In a gevent process, monkey-patch before importing peewee:
+peewee keeps one connection per thread, and only a patched ``threading.local``
+makes that one connection per greenlet.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from peewee import Database, DatabaseProxy, Model, SqliteDatabase
+from playhouse import db_url
+from playhouse.pool import PooledPostgresqlDatabase
+from psycogreen.gevent import patch_psycopg
+
+database = DatabaseProxy()
+
+SQLITE_PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000}
+
+# Per process. Query parameters in the URL override these,
+# e.g. postgresql://voicegw@db/voicegw?max_connections=50
+POSTGRES_POOL_DEFAULTS = {
+    "max_connections": 20,
+    "stale_timeout": 300,  # seconds before an idle connection is recycled
+    "timeout": 10,  # seconds to wait for a free connection before failing
+}
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+
+
+def database_from_url(url: str) -> Database:
+    """Build (without connecting) the database ``url`` names.
+
+    ``sqlite:///relative/path``, ``sqlite:////absolute/path`` and
+    ``postgresql://user:password@host:port/name`` (or ``postgres://``) are accepted.
+    """
+    scheme = urlparse(url).scheme
+    if scheme == "sqlite":
+        params = db_url.parse(url)
+        if params["database"] == ":memory:":
+            # Each greenlet's connection would see its own, empty, database.
+            raise ValueError(f"{url!r}: an in-memory SQLite database cannot be shared; name a file")
+        return SqliteDatabase(pragmas=SQLITE_PRAGMAS, **params)
+    if scheme in ("postgresql", "postgres"):
+        # Makes psycopg2 wait through gevent's hub, so a query blocks only its greenlet.
+        patch_psycopg()
+        params = db_url.parse(url)
+        if not params["database"]:
+            raise ValueError(
+                "the PostgreSQL URL names no database; expected postgresql://user@host/name"
+            )
+        return PooledPostgresqlDatabase(**{**POSTGRES_POOL_DEFAULTS, **params})
+    # The URL is not echoed: it may carry a password.
+    raise ValueError(
+        f"unsupported database URL scheme {scheme!r};"
+        " use sqlite:///path or postgresql://user@host/name"
+    )
+
+
+def connect(url: str) -> Database:
+    """Build the database ``url`` names and bind the models' ``database`` proxy to it.
+
+    The connection itself opens lazily, on first use.
+    """
+    db = database_from_url(url)
+    database.initialize(db)
+    return db

@@ -1,0 +1,54 @@
+"""Field types that behave the same on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from peewee import DateTimeField, Node, TextField
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime (the default for timestamps)."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTimeField(DateTimeField):
+    """A timestamp stored as naive UTC and read back as an aware UTC datetime.
+
+    SQLite has no time zone type and PostgreSQL's ``TIMESTAMP`` silently drops an
+    offset, so values are normalised on the way in. Naive datetimes are refused:
+    whether they meant local time or UTC cannot be known.
+    """
+
+    def db_value(self, value):
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(
+                    f"{self.name}: naive datetime {value!r}; pass an aware one, e.g. utcnow()"
+                )
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value):
+        value = super().python_value(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class JSONTextField(TextField):
+    """JSON kept in a TEXT column.
+
+    One storage type on both databases keeps migrations and raw SQL identical;
+    we never query inside these documents.
+    """
+
+    def db_value(self, value):
+        if value is None or isinstance(value, Node):
+            return value
+        return json.dumps(value)
+
+    def python_value(self, value):
+        if value is None:
+            return None
+        return json.loads(value)

@@ -1,0 +1,170 @@
+"""Schema migrations: an append-only list of steps, recorded in ``schema_version``.
+
+Step N (1-based) runs once per database, in its own transaction, with the
+database as its only argument. A new step goes at the end of ``MIGRATIONS`` and
+changes the schema with ``playhouse.migrate``::
+
+    from playhouse import migrate as pw_migrate
+
+    def _add_call_recording_url(db):
+        migrator = pw_migrate.SchemaMigrator.from_database(db)
+        pw_migrate.migrate(
+            migrator.add_column("calls", "recording_url", TextField(null=True)))
+
+A step that creates tables declares frozen copies of them, as step 1 does, and
+never uses the application models: those keep changing, and step 1 run on a
+fresh database must still create the tables as they were at version 1, or step
+2 would then add a column that already exists. ``tests/test_models.py`` checks
+that a migrated database matches the models.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from peewee import (
+    AutoField,
+    BooleanField,
+    CharField,
+    Database,
+    DatabaseProxy,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    PostgresqlDatabase,
+    SchemaManager,
+    TextField,
+)
+
+from .db import BaseModel
+from .fields import UTCDateTimeField, utcnow
+
+# Any constant shared by all processes; keeps two of them from migrating at once.
+_POSTGRES_LOCK_KEY = 0x766F6963656777  # "voicegw"
+
+
+class SchemaVersion(BaseModel):
+    """One applied migration step. Its shape never changes."""
+
+    version = IntegerField(primary_key=True)
+    name = CharField(max_length=100)
+    applied_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "schema_version"
+
+
+def _create_initial_tables(db: Database) -> None:
+    class Frozen(Model):
+        class Meta:
+            database = db
+
+    class Account(Frozen):
+        id = AutoField()
+        name = CharField(max_length=255, unique=True)
+        status = CharField(max_length=16)
+        api_enabled = BooleanField()
+        region = CharField(max_length=8)
+        timezone = CharField(max_length=64)
+        currency = CharField(max_length=3)
+        default_caller_id = CharField(max_length=32, null=True)
+        created_at = DateTimeField()
+
+        class Meta:
+            table_name = "accounts"
+
+    class Call(Frozen):
+        uuid = CharField(max_length=36, primary_key=True)
+        account = ForeignKeyField(Account, index=False)
+        direction = CharField(max_length=8)
+        from_number = CharField(max_length=32)
+        to_number = CharField(max_length=32)
+        caller_id_name = CharField(max_length=64)
+        status = CharField(max_length=16)
+        end_reason = CharField(max_length=16, null=True)
+        hangup_cause = CharField(max_length=64, null=True)
+        node = CharField(max_length=255)
+        job_uuid = CharField(max_length=36, null=True)
+        socket_url = TextField(null=True)
+        webhook_url = TextField(null=True)
+        custom_args = TextField()
+        duration_sec = IntegerField(null=True)
+        billsec = IntegerField(null=True)
+        created_at = DateTimeField()
+        ringing_at = DateTimeField(null=True)
+        answered_at = DateTimeField(null=True)
+        ended_at = DateTimeField(null=True)
+        updated_at = DateTimeField()
+
+        class Meta:
+            table_name = "calls"
+            indexes = (
+                (("account", "created_at"), False),
+                (("account", "status", "created_at"), False),
+            )
+
+    class CallEvent(Frozen):
+        id = AutoField()
+        call = ForeignKeyField(Call, on_delete="CASCADE", index=False)
+        seq = IntegerField()
+        kind = CharField(max_length=16)
+        from_status = CharField(max_length=16, null=True)
+        to_status = CharField(max_length=16, null=True)
+        detail = TextField()
+        at = DateTimeField()
+
+        class Meta:
+            table_name = "call_events"
+            indexes = ((("call", "seq"), True),)
+
+    db.create_tables([Account, Call, CallEvent], safe=True)
+
+
+MIGRATIONS = [
+    _create_initial_tables,
+]
+
+
+def migrate(db: Database) -> list[int]:
+    """Apply the steps ``db`` lacks; return their version numbers.
+
+    Safe to run again, and from several processes at once: each step runs in a
+    transaction that excludes other migrating processes and re-checks whether
+    the step is still missing. Queries name ``db`` explicitly instead of
+    rebinding models, so nothing global changes while it runs.
+    """
+    if isinstance(db, DatabaseProxy):
+        db = db.obj
+    with _exclusive(db):
+        SchemaManager(SchemaVersion, db).create_all(safe=True)
+        recorded = {row.version: row.name for row in SchemaVersion.select().execute(db)}
+    applied = []
+    for version, step in enumerate(MIGRATIONS, start=1):
+        if version in recorded:
+            if recorded[version] != step.__name__:
+                raise RuntimeError(
+                    f"schema_version {version} is {recorded[version]!r} but migration"
+                    f" {version} is {step.__name__!r}: migrations are append-only"
+                )
+            continue
+        with _exclusive(db):
+            if SchemaVersion.select().where(SchemaVersion.version == version).exists(db):
+                continue  # another process applied it meanwhile
+            step(db)
+            SchemaVersion.insert(version=version, name=step.__name__).execute(db)
+        applied.append(version)
+    return applied
+
+
+@contextmanager
+def _exclusive(db: Database):
+    """A transaction that no other process runs through this function concurrently."""
+    if isinstance(db, PostgresqlDatabase):
+        with db.atomic():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_POSTGRES_LOCK_KEY,))
+            yield
+    else:
+        # SQLite: take the write lock at BEGIN, not at the first write, so that two
+        # processes cannot both see a step missing and both apply it.
+        with db.atomic(lock_type="IMMEDIATE"):
+            yield

@@ -1,0 +1,127 @@
+"""Database fixtures, run once per backend.
+
+``database_url``  the URL of a migrated, empty database.
+``database``      that database, with ``gateway.models.database`` bound to it.
+
+Both are parametrized over ``sqlite`` (a file in the test's tmp_path) and
+``postgresql``: one database per test session, created on the server at
+127.0.0.1:5432, emptied before each test and dropped at the end. The
+``postgresql`` cases carry the ``postgres`` marker (``-m "not postgres"``
+deselects them) and are skipped when the server is unreachable, except with
+``CI=true``, where they fail instead.
+"""
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()  # as `voicegw` does: sockets, threading.local (one DB connection per greenlet)
+
+import os  # noqa: E402
+import secrets
+
+import psycopg2
+import pytest
+from playhouse.pool import PooledDatabase
+from psycopg2 import sql
+
+from gateway import models
+from gateway.models import ALL_MODELS, connect, database_from_url, migrate
+
+# Superusers that trust authentication lets in, depending on how the server was set up.
+POSTGRES_ADMIN_URLS = (
+    "postgresql://postgres@127.0.0.1:5432/test",
+    "postgresql://root@127.0.0.1:5432/test",
+)
+
+
+class _PostgresTestDatabase:
+    """A throwaway PostgreSQL database, migrated once and emptied on demand."""
+
+    def __init__(self):
+        self.admin, admin_url = _connect_admin()
+        self.name = f"voicegw_test_{secrets.token_hex(6)}"
+        self.url = f"{admin_url.rsplit('/', 1)[0]}/{self.name}"
+        self.conn = None
+        with self.admin.cursor() as cur:
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+
+    def migrate(self):
+        db = database_from_url(self.url)
+        migrate(db)
+        _close(db)
+        self.conn = psycopg2.connect(self.url)
+        self.conn.autocommit = True
+
+    def empty(self):
+        tables = sql.SQL(", ").join(sql.Identifier(m._meta.table_name) for m in ALL_MODELS)
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(tables))
+
+    def drop(self):
+        if self.conn is not None:
+            self.conn.close()
+        with self.admin.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (self.name,),
+            )
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(self.name)))
+        self.admin.close()
+
+
+def _connect_admin():
+    errors = []
+    for url in POSTGRES_ADMIN_URLS:
+        try:
+            conn = psycopg2.connect(url, connect_timeout=3)
+        except psycopg2.OperationalError as exc:
+            errors.append(f"{url}: {' '.join(str(exc).split())}")
+            continue
+        conn.autocommit = True  # CREATE/DROP DATABASE refuse to run in a transaction
+        return conn, url
+    reason = "PostgreSQL unreachable: " + "; ".join(errors)
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _close(db):
+    """Close ``db``, including every connection a pool keeps."""
+    if isinstance(db, PooledDatabase):
+        db.close_all()
+    else:
+        db.close()
+
+
+@pytest.fixture(scope="session")
+def _postgres_test_database():
+    test_db = _PostgresTestDatabase()
+    try:
+        test_db.migrate()
+        yield test_db
+    finally:
+        test_db.drop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'voicegw.sqlite3'}"
+        db = database_from_url(url)
+        migrate(db)
+        db.close()
+        return url
+    test_db = request.getfixturevalue("_postgres_test_database")
+    test_db.empty()
+    return test_db.url
+
+
+@pytest.fixture
+def database(database_url):
+    db = connect(database_url)
+    yield db
+    _close(db)
+    # Unbind, so that a later test without this fixture fails instead of
+    # quietly reopening this test's database.
+    models.database.initialize(None)
