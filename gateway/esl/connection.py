@@ -66,6 +66,7 @@ class ESLLink(InboundESL):
         self.on_close = on_close
         self._reader = MessageReader()
         self._closed = False
+        self.sock = None
 
     # -- connection -----------------------------------------------------------------
     def connect(self) -> None:
@@ -89,10 +90,11 @@ class ESLLink(InboundESL):
         self._closed = True
         self.connected = False
         self._run = False
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
         pending, self._commands_sent = self._commands_sent, []
         for result in pending:
             result.set_exception(LinkDown(reason))

@@ -30,8 +30,9 @@ class Node:
     """Owns the connection to one FreeSWITCH node for the life of the process.
 
     ``on_event(node, event)`` runs on the reader greenlet and must only enqueue.
-    ``on_connected(node)`` runs in its own greenlet after each (re)connect, once the
-    subscription is in place, so events that happen during reconciliation are not lost.
+    ``on_connected(node)`` is called after each (re)connect *before* the subscription is
+    sent, and must only enqueue too: whatever it queues is then ahead of every event of
+    the new link, so reconciliation can run before those events are applied.
     """
 
     def __init__(
@@ -89,6 +90,10 @@ class Node:
             )
             try:
                 link.connect()
+                self.link = link
+                self.generation += 1
+                if self.on_connected is not None:
+                    self.on_connected(self)
                 link.command(f"event plain {self.events}")
             except Exception as exc:  # refused, timed out, bad password, …: all mean retry later
                 self.last_error = str(exc) or type(exc).__name__
@@ -98,16 +103,13 @@ class Node:
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
             backoff = 0.1
-            self.link = link
-            self.generation += 1
             self.last_error = None
             self.connected.set()
             logger.info("FreeSWITCH %s connected", self.name)
-            if self.on_connected is not None:
-                gevent.spawn(self.on_connected, self)
             self._closed.wait()
             self.connected.clear()
-            logger.warning("FreeSWITCH %s link lost: %s", self.name, self.last_error)
+            if self._running:
+                logger.warning("FreeSWITCH %s link lost: %s", self.name, self.last_error)
 
     def _deliver(self, event: Event) -> None:
         self.on_event(self, event)

@@ -22,6 +22,7 @@ Facts come from mod_event_socket.c and switch_event.c (see research/freeswitch.m
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -349,26 +350,21 @@ def encode_command(line: str, headers: dict[str, str] | None = None, body: bytes
 
 # switch_utils.h SWITCH_URL_UNSAFE; bytes < 0x20 and > 0x7E are always encoded.
 _UNSAFE = set(b"\r\n #%&+:;<=>?@[\\]^`{|}\"")
-_HEX = b"0123456789ABCDEF"
-_ENCODE_TABLE = [
-    (f"%{b:02X}" if (b < 0x20 or b > 0x7E or b in _UNSAFE) else chr(b)) for b in range(256)
-]
+# Maps each byte, seen as a latin-1 character, to what FreeSWITCH writes for it.
+_ENCODE = {b: f"%{b:02X}" for b in range(256) if b < 0x20 or b > 0x7E or b in _UNSAFE}
+_ALREADY_ENCODED = re.compile(r"(%[0-9A-F]{2})")
 
 
 def url_encode(value: str) -> str:
     """FreeSWITCH's ``switch_url_encode``: uppercase hex, and a ``%`` already followed by
     two uppercase hex digits is left alone (FreeSWITCH does not double-encode)."""
-    data = value.encode("utf-8")
-    if all(0x20 < b < 0x7F and b not in _UNSAFE for b in data):
-        return value
-    out = []
-    size = len(data)
-    for i, b in enumerate(data):
-        if b == 0x25 and i + 2 < size and data[i + 1] in _HEX and data[i + 2] in _HEX:
-            out.append("%")
-        else:
-            out.append(_ENCODE_TABLE[b])
-    return "".join(out)
+    if not value.isascii():
+        value = value.encode("utf-8").decode("latin-1")  # one character per byte
+    if "%" not in value:
+        return value.translate(_ENCODE)
+    parts = _ALREADY_ENCODED.split(value)
+    parts[::2] = [part.translate(_ENCODE) for part in parts[::2]]
+    return "".join(parts)
 
 
 def encode_plain_event(headers: Headers, body: str | None = None) -> bytes:

@@ -1,0 +1,409 @@
+"""The call controller: places and controls calls on FreeSWITCH nodes over ESL.
+
+Greenlets and their jobs:
+
+* one reader per node (``Node``/``ESLLink``): frames bytes, enqueues events, nothing else;
+* one worker: drains the queue in batches, turns events into transitions
+  (``states.next_transition``) and writes each batch in one transaction;
+* callers (API requests, scripts): originate and send commands with a timeout.
+
+Calls whose uuid we know are kept in ``live`` while they can still change; a call that
+reaches a final status leaves it.  After every (re)connect the node is reconciled with
+``show channels as json``: calls that ended while we were away are closed, live ones are
+re-attached, so nothing stays "in progress" for ever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+import gevent
+from gevent.event import Event as Flag
+from gevent.queue import Empty, Queue
+from peewee import IntegrityError
+
+from gateway.calls import store
+from gateway.calls.dialstring import check_dialable, originate_command
+from gateway.calls.states import (
+    FINAL, LIVE, CallView, EndReason, Status, Transition, next_transition, originate_failed,
+)
+from gateway.esl.connection import CommandFailed, CommandTimeout, LinkDown
+from gateway.esl.node import Node
+from gateway.esl.protocol import Event
+from gateway.models import Call
+
+logger = logging.getLogger(__name__)
+
+
+class CallError(Exception):
+    """A command cannot be carried out on this call; ``code`` is an HTTP-ish hint."""
+
+    def __init__(self, message: str, code: int = 409) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(slots=True)
+class LiveCall:
+    """The controller's memory of a call that can still change."""
+
+    uuid: str
+    node: str
+    status: Status = Status.QUEUED  # as the worker has decided it
+    committed: Status = Status.QUEUED  # as the database has it: what waiters see
+    answered: bool = False
+    rang: bool = False
+    channel_seen: bool = False
+    job_uuid: str | None = None
+    generation: int = 0  # the node's link generation the originate was sent on
+    seq: int = 0
+    changed: Flag = field(default_factory=Flag)
+
+    def view(self) -> CallView:
+        return CallView(self.status, self.answered, self.rang)
+
+    def take_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+
+Listener = Callable[[str, Transition], None]
+
+
+class CallController:
+    """Owns every node connection of this process and the calls placed through it."""
+
+    def __init__(
+        self,
+        nodes: Iterable,
+        carrier_gateway: str = "carrier",
+        originate_timeout: int = 60,
+        command_timeout: float = 5.0,
+        batch_size: int = 500,
+    ) -> None:
+        self.carrier_gateway = carrier_gateway
+        self.originate_timeout = originate_timeout
+        self.batch_size = batch_size
+        self.inbox: Queue = Queue()
+        self.live: dict[str, LiveCall] = {}
+        self.jobs: dict[str, str] = {}  # originate Job-UUID → call uuid
+        self.listeners: list[Listener] = []
+        self.nodes: dict[str, Node] = {
+            cfg.name: Node(cfg.name, cfg.host, cfg.port, cfg.password,
+                           on_event=self._enqueue, on_connected=self._link_up,
+                           command_timeout=command_timeout)
+            for cfg in nodes
+        }
+        self._worker: gevent.Greenlet | None = None
+        self._round_robin = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._worker = gevent.spawn(self._work)
+        for node in self.nodes.values():
+            node.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the node links, then let the worker write what it already has: killing
+        it mid-transaction would leave a pooled connection holding row locks."""
+        for node in self.nodes.values():
+            node.stop()
+        if self._worker is not None:
+            self.inbox.put(("stop",))
+            self._worker.join(timeout)
+            self._worker.kill()
+            self._worker = None
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        with gevent.Timeout(timeout, False):
+            for node in self.nodes.values():
+                node.wait_connected()
+            return True
+        return False
+
+    # -- placing calls --------------------------------------------------------------------
+    def pick_node(self) -> Node:
+        connected = [n for n in self.nodes.values() if n.connected.is_set()]
+        if not connected:
+            raise CallError("no FreeSWITCH node is connected", code=503)
+        self._round_robin = (self._round_robin + 1) % len(connected)
+        return connected[self._round_robin]
+
+    def originate(
+        self,
+        account_id: int,
+        to_number: str,
+        from_number: str,
+        caller_id_name: str = "",
+        socket_url: str | None = None,
+        webhook_url: str | None = None,
+        custom_args: dict | None = None,
+        timeout: int | None = None,
+    ) -> Call:
+        """Write the Call row (status ``queued``, uuid chosen here), then originate it."""
+        check_dialable(to_number)
+        check_dialable(from_number)
+        node = self.pick_node()
+        call = Call.create(
+            uuid=str(uuidlib.uuid4()), account=account_id, direction="outbound",
+            from_number=from_number, to_number=to_number, caller_id_name=caller_id_name,
+            node=node.name, socket_url=socket_url, webhook_url=webhook_url,
+            custom_args=custom_args or {}, job_uuid=str(uuidlib.uuid4()),
+        )
+        self.place(call, node, timeout)
+        return call
+
+    def place(self, call: Call, node: Node | None = None, timeout: int | None = None) -> None:
+        """Send ``bgapi originate`` for a queued Call row (its ``job_uuid`` set, so that a
+        restarted process can tell a call that was sent from one that never was)."""
+        node = node or self.nodes[call.node]
+        if call.job_uuid is None:
+            call.job_uuid = str(uuidlib.uuid4())
+            Call.update(job_uuid=call.job_uuid).where(Call.uuid == call.uuid).execute()
+        job_uuid = call.job_uuid
+        live = LiveCall(call.uuid, node.name, job_uuid=job_uuid, generation=node.generation)
+        self.live[call.uuid] = live
+        self.jobs[job_uuid] = call.uuid
+        command = originate_command(
+            call.uuid, f"sofia/gateway/{self.carrier_gateway}/{call.to_number}",
+            call.from_number, call.caller_id_name, timeout or self.originate_timeout,
+        )
+        try:
+            node.bgapi(command, job_uuid)
+        except (LinkDown, CommandTimeout, CommandFailed) as exc:
+            self.inbox.put(("failed", call.uuid, "-ERR NORMAL_TEMPORARY_FAILURE\n", str(exc)))
+            raise CallError(f"FreeSWITCH did not accept the call: {exc}", code=503) from None
+
+    # -- commands on live calls -------------------------------------------------------------
+    def _node_for(self, call_uuid: str) -> Node:
+        live = self.live.get(call_uuid)
+        if live is not None:
+            return self.nodes[live.node]
+        call = Call.get_or_none(Call.uuid == call_uuid)
+        if call is None:
+            raise CallError("call not found", code=404)
+        if Status(call.status) in FINAL:
+            raise CallError(f"call has already ended ({call.status})", code=409)
+        node = self.nodes.get(call.node)
+        if node is None:
+            raise CallError(f"call is on FreeSWITCH node {call.node}, which this gateway does not manage", code=409)
+        return node
+
+    def _api(self, call_uuid: str, command: str, log: dict) -> str:
+        """Send one API command for a call; it is logged before it is sent, so the call's
+        log shows it ahead of the events it causes."""
+        node = self._node_for(call_uuid)
+        self.inbox.put(("log", call_uuid, "command", log))
+        try:
+            return node.api(command)
+        except CommandFailed as exc:
+            self.inbox.put(("log", call_uuid, "command", {**log, "error": exc.reply.strip()}))
+            if "No such channel" in exc.reply or "invalid uuid" in exc.reply.lower():
+                raise CallError("call is no longer active on FreeSWITCH", code=409) from None
+            raise CallError(f"FreeSWITCH refused: {exc.reply.strip()}", code=409) from None
+        except (LinkDown, CommandTimeout) as exc:
+            self.inbox.put(("log", call_uuid, "command", {**log, "error": str(exc)}))
+            raise CallError(f"FreeSWITCH node unavailable: {exc}", code=503) from None
+
+    def hangup(self, call_uuid: str, cause: str = "NORMAL_CLEARING") -> None:
+        self._api(call_uuid, f"uuid_kill {call_uuid} {cause}", {"command": "hangup", "cause": cause})
+
+    def transfer(self, call_uuid: str, extension: str, context: str, variables: dict[str, str] | None = None) -> None:
+        """Blind transfer into the dialplan (``uuid_transfer <uuid> <ext> XML <context>``)."""
+        check_dialable(extension)
+        for name, value in (variables or {}).items():
+            self._api(call_uuid, f"uuid_setvar {call_uuid} {name} {value}", {"command": "setvar", "name": name})
+        self._api(call_uuid, f"uuid_transfer {call_uuid} {extension} XML {context}",
+                  {"command": "transfer", "destination": extension, "context": context})
+
+    def start_stream(self, call_uuid: str, url: str, mix: str = "mono", rate: str = "8k", metadata: str = "") -> None:
+        """Fork the call's audio to ``url`` with mod_audio_stream."""
+        command = f"uuid_audio_stream {call_uuid} start {url} {mix} {rate}"
+        if metadata:
+            command += f" {metadata}"
+        self._api(call_uuid, command, {"command": "audio_stream_start", "url": url})
+
+    def stop_stream(self, call_uuid: str) -> None:
+        self._api(call_uuid, f"uuid_audio_stream {call_uuid} stop", {"command": "audio_stream_stop"})
+
+    def broadcast(self, call_uuid: str, path: str) -> None:
+        self._api(call_uuid, f"uuid_broadcast {call_uuid} {path} aleg", {"command": "broadcast", "path": path})
+
+    def break_playback(self, call_uuid: str) -> None:
+        self._api(call_uuid, f"uuid_break {call_uuid} all", {"command": "break"})
+
+    # -- waiting (scripts, demo, tests) -------------------------------------------------------
+    def wait_status(self, call_uuid: str, statuses: Iterable[Status | str], timeout: float) -> Status:
+        """Block this greenlet until the call reaches one of ``statuses``."""
+        wanted = {Status(s) for s in statuses}
+        with gevent.Timeout(timeout, CallError(f"call {call_uuid} did not reach {sorted(wanted)} in {timeout}s", 504)):
+            while True:
+                live = self.live.get(call_uuid)
+                if live is None:
+                    status = Status(Call.get_by_id(call_uuid).status)
+                    if status in wanted or status in FINAL:
+                        return status
+                    gevent.sleep(0.01)  # not ours yet (placed by another process): poll the row
+                    continue
+                if live.committed in wanted:
+                    return live.committed
+                live.changed.clear()
+                live.changed.wait()
+
+    # -- event intake (reader greenlet: enqueue only) ----------------------------------------
+    def _enqueue(self, node: Node, event: Event) -> None:
+        self.inbox.put(("event", node, event))
+
+    def _link_up(self, node: Node) -> None:
+        self.inbox.put(("link_up", node, node.generation))
+
+    # -- the worker ---------------------------------------------------------------------------
+    def _work(self) -> None:
+        with store.database.connection_context():
+            stopping = False
+            while not stopping:
+                batch = [self.inbox.get()]
+                try:
+                    while len(batch) < self.batch_size:
+                        batch.append(self.inbox.get_nowait())
+                except Empty:
+                    pass
+                if ("stop",) in batch:
+                    stopping = True
+                    batch = [item for item in batch if item != ("stop",)]
+                try:
+                    self._process(batch)
+                except Exception:  # a bad batch must not stop the controller
+                    logger.exception("call controller failed to process %d items", len(batch))
+
+    def _process(self, batch: list) -> None:
+        changes: list[tuple[str, str, int, Transition]] = []
+        logs: list[dict] = []
+        for item in batch:
+            kind = item[0]
+            if kind == "event":
+                self._on_event(item[2], changes)
+            elif kind == "failed":
+                _, call_uuid, body, why = item
+                live = self.live.get(call_uuid)
+                if live is not None:
+                    self._transition(live, originate_failed(live.view(), body, datetime.now(timezone.utc)), changes)
+            elif kind == "log":
+                _, call_uuid, log_kind, detail = item
+                live = self.live.get(call_uuid)
+                if live is not None:
+                    logs.append(store.log_entry(call_uuid, live.take_seq(), log_kind, detail, live.status.value))
+                else:
+                    self._log_unowned(call_uuid, log_kind, detail)
+            elif kind == "link_up":
+                _, node, generation = item
+                self._reconcile(node, generation, changes)
+        store.apply(changes, logs)
+        for call_uuid, _, _, transition in changes:
+            live = self.live.get(call_uuid)
+            if live is not None:
+                live.committed = transition.to_status
+                live.changed.set()
+                if transition.to_status in FINAL:
+                    del self.live[call_uuid]
+                    if live.job_uuid:
+                        self.jobs.pop(live.job_uuid, None)
+            for listener in self.listeners:
+                try:
+                    listener(call_uuid, transition)
+                except Exception:
+                    logger.exception("call listener failed")
+
+    def _on_event(self, event: Event, changes: list) -> None:
+        name = event.name
+        if name == "BACKGROUND_JOB":
+            call_uuid = self.jobs.get(event.get("Job-UUID") or "")
+            live = self.live.get(call_uuid or "")
+            if live is not None and not live.channel_seen:
+                body = event.body or ""
+                self._transition(live, originate_failed(live.view(), body, datetime.now(timezone.utc)), changes)
+            return
+        live = self.live.get(event.unique_id or "")
+        if live is None:
+            return
+        if name == "CHANNEL_CREATE":
+            live.channel_seen = True
+            return
+        self._transition(live, next_transition(live.view(), event), changes)
+
+    def _transition(self, live: LiveCall, transition: Transition | None, changes: list) -> None:
+        if transition is None:
+            return
+        changes.append((live.uuid, live.status.value, live.take_seq(), transition))
+        live.status = transition.to_status
+        if transition.to_status is Status.RINGING:
+            live.rang = True
+        elif transition.to_status is Status.IN_PROGRESS:
+            live.answered = True
+
+    def _log_unowned(self, call_uuid: str, kind: str, detail: dict) -> None:
+        for _ in range(3):
+            try:
+                store.apply([], [store.log_entry(call_uuid, store.next_seq(call_uuid), kind, detail)])
+                return
+            except IntegrityError:
+                continue  # another process logged at the same seq; take the next one
+
+    # -- reconciliation -------------------------------------------------------------------------
+    def _reconcile(self, node: Node, generation: int, changes: list) -> None:
+        """Bring the calls of ``node`` in line with what it reports after a (re)connect.
+
+        Runs on the worker, ahead of every event of the new link (``_link_up`` queued it
+        before the subscription was sent), so a call is re-attached before its events
+        are applied and none of them is dropped as unknown.
+        """
+        if not node.wait_connected(node.command_timeout) or node.generation != generation:
+            return  # this link died already; the next one brings its own reconciliation
+        try:
+            reply = node.api("show channels as json")
+        except (LinkDown, CommandTimeout, CommandFailed) as exc:
+            logger.warning("reconcile %s: %s", node.name, exc)
+            return
+        channels = {row.get("uuid"): row for row in json.loads(reply).get("rows", [])}
+        now = datetime.now(timezone.utc)
+        rows = Call.select().where(Call.node == node.name, Call.status.in_([s.value for s in LIVE]))
+        for call in rows:
+            live = self.live.get(call.uuid)
+            if live is not None and live.generation == generation:
+                continue  # originated on this very link: its events are already flowing
+            if live is None:
+                if call.status == Status.QUEUED.value and call.job_uuid is None:
+                    continue  # never sent; the process that queued it will place it
+                live = LiveCall(call.uuid, node.name, Status(call.status), Status(call.status),
+                                answered=call.answered_at is not None, rang=call.ringing_at is not None,
+                                channel_seen=True, seq=store.next_seq(call.uuid) - 1)
+                self.live[call.uuid] = live
+            live.generation = generation
+            row = channels.get(call.uuid)
+            if row is None:
+                self._transition(live, self._gone(live, call, now), changes)
+            elif row.get("callstate") == "ACTIVE" and live.status is not Status.IN_PROGRESS:
+                live.channel_seen = True
+                self._transition(live, Transition(
+                    Status.IN_PROGRESS, now, "reconcile", detail={"note": "answered while the ESL link was down"}),
+                    changes)
+
+    @staticmethod
+    def _gone(live: LiveCall, call: Call, now: datetime) -> Transition:
+        """The channel vanished while we were not listening (FreeSWITCH restart, link loss)."""
+        if live.answered:
+            billsec = int((now - call.answered_at).total_seconds()) if call.answered_at else 0
+            status, reason = Status.COMPLETED, EndReason.COMPLETED
+        else:
+            billsec = 0
+            status, reason = Status.FAILED, EndReason.FAILED
+        return Transition(
+            status, now, "reconcile", end_reason=reason, hangup_cause="CHANNEL_GONE",
+            billsec=billsec, duration_sec=int((now - call.created_at).total_seconds()),
+            detail={"note": "channel no longer on FreeSWITCH after reconnect; times are upper bounds"},
+        )

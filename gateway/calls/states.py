@@ -1,0 +1,154 @@
+"""The call state machine, without IO: FreeSWITCH events in, transitions out.
+
+Status vocabulary (a closed set, shared by every API surface)::
+
+    queued ──▶ ringing ──▶ in_progress ──▶ completed
+       │          │
+       └──────────┴──▶ missed | failed
+
+``ringing`` is optional (a loopback or instantly answered leg goes straight to
+``in_progress``).  Only CHANNEL_ANSWER means answered: FreeSWITCH's originate also
+succeeds on early media (183), which is still ``ringing`` here.  The final state comes
+from CHANNEL_HANGUP_COMPLETE, which carries billsec/duration, or from a failed
+originate job that never produced a channel (INVALID_GATEWAY and the like).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+
+class Status(str, enum.Enum):
+    QUEUED = "queued"
+    RINGING = "ringing"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    MISSED = "missed"
+    FAILED = "failed"
+
+
+FINAL = frozenset({Status.COMPLETED, Status.MISSED, Status.FAILED})
+LIVE = frozenset({Status.QUEUED, Status.RINGING, Status.IN_PROGRESS})
+
+
+class EndReason(str, enum.Enum):
+    COMPLETED = "completed"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    REJECTED = "rejected"
+    CANCELED = "canceled"
+    FAILED = "failed"
+
+
+# Hangup-Cause of a call that was never answered → why it ended.
+_UNANSWERED = {
+    "NO_ANSWER": EndReason.NO_ANSWER,
+    "NO_USER_RESPONSE": EndReason.NO_ANSWER,
+    "PROGRESS_TIMEOUT": EndReason.NO_ANSWER,
+    "ALLOTTED_TIMEOUT": EndReason.NO_ANSWER,
+    "USER_BUSY": EndReason.BUSY,
+    "BUSY_EVERYWHERE": EndReason.BUSY,
+    "CALL_REJECTED": EndReason.REJECTED,
+    "DECLINE": EndReason.REJECTED,
+    "UNWANTED": EndReason.REJECTED,
+    "REJECT_ALL": EndReason.REJECTED,
+    "NORMAL_CLEARING": EndReason.CANCELED,  # we (or the far end) hung up before answer
+    "ORIGINATOR_CANCEL": EndReason.CANCELED,
+    "MANAGER_REQUEST": EndReason.CANCELED,
+    "LOSE_RACE": EndReason.CANCELED,
+    "SYSTEM_SHUTDOWN": EndReason.CANCELED,
+}
+
+
+def classify_end(cause: str, answered: bool, rang: bool) -> tuple[Status, EndReason]:
+    """Final status and end reason for a Hangup-Cause."""
+    if answered:
+        return Status.COMPLETED, EndReason.COMPLETED
+    reason = _UNANSWERED.get(cause.upper(), EndReason.FAILED)
+    if reason is EndReason.NO_ANSWER or (reason is EndReason.CANCELED and rang):
+        return Status.MISSED, reason
+    return Status.FAILED, reason
+
+
+@dataclass(frozen=True, slots=True)
+class CallView:
+    """What the state machine needs to know about a call row."""
+
+    status: Status
+    answered: bool = False
+    rang: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A change to apply to a call row, and the event-log entry that records it."""
+
+    to_status: Status
+    at: datetime
+    reason: str  # the FreeSWITCH event (or job) that caused it
+    end_reason: EndReason | None = None
+    hangup_cause: str | None = None
+    billsec: int | None = None
+    duration_sec: int | None = None
+    detail: dict = field(default_factory=dict)
+
+
+def _epoch_usec(value: str | None) -> datetime | None:
+    if not value or not value.isdigit() or value == "0":
+        return None
+    return datetime.fromtimestamp(int(value) / 1_000_000, tz=timezone.utc)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def event_time(event) -> datetime:
+    return _epoch_usec(event.get("Event-Date-Timestamp")) or datetime.now(timezone.utc)
+
+
+def next_transition(call: CallView, event) -> Transition | None:
+    """The transition a channel event causes for this call, or ``None``."""
+    if call.status in FINAL:
+        return None
+    name = event.name
+    if name in ("CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA"):
+        if call.status is Status.QUEUED:
+            return Transition(Status.RINGING, event_time(event), name)
+        return None
+    if name == "CHANNEL_ANSWER":
+        if call.status is not Status.IN_PROGRESS:
+            return Transition(Status.IN_PROGRESS, event_time(event), name)
+        return None
+    if name == "CHANNEL_HANGUP_COMPLETE":
+        cause = event.get("Hangup-Cause") or event.get("variable_hangup_cause") or "NORMAL_CLEARING"
+        answered = call.answered or bool(_epoch_usec(event.get("variable_answer_uepoch")))
+        status, reason = classify_end(cause, answered, call.rang or call.status is Status.RINGING)
+        return Transition(
+            status, event_time(event), name, end_reason=reason, hangup_cause=cause,
+            billsec=_int(event.get("variable_billsec")) or 0,
+            duration_sec=_int(event.get("variable_duration")) or 0,
+            detail={"sip_term_status": event.get("variable_sip_term_status"),
+                    "disposition": event.get("variable_sip_hangup_disposition")},
+        )
+    return None
+
+
+def originate_failed(call: CallView, body: str, at: datetime) -> Transition | None:
+    """A BACKGROUND_JOB ``-ERR <CAUSE>`` for an originate.
+
+    Most failures also produce CHANNEL_HANGUP_COMPLETE, which wins if it came first;
+    early failures (INVALID_GATEWAY, GATEWAY_DOWN, …) create no channel at all, so the
+    job result is the only news we get.
+    """
+    if call.status in FINAL or not body.startswith("-ERR"):
+        return None
+    cause = body[4:].strip() or "NORMAL_TEMPORARY_FAILURE"
+    status, reason = classify_end(cause, False, call.rang)
+    return Transition(status, at, "BACKGROUND_JOB", end_reason=reason, hangup_cause=cause,
+                      billsec=0, duration_sec=0, detail={"job_result": body.strip()})

@@ -1,0 +1,200 @@
+"""The call controller against the simulator, over real TCP, on SQLite and PostgreSQL."""
+
+import gevent
+import pytest
+
+from gateway.calls.controller import CallController, CallError
+from gateway.calls.states import FINAL, Status
+from gateway.config import NodeConfig
+from gateway.models import Account, Call, CallEvent
+from gateway.simulator import Simulator
+
+CALLER = "+15550009999"
+
+
+@pytest.fixture
+def sim():
+    simulator = Simulator(port=0, answer_delay=0.05)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+def make_controller(sim, **kwargs):
+    node = NodeConfig(f"127.0.0.1:{sim.port}", "127.0.0.1", sim.port, "ClueCon")
+    controller = CallController([node], command_timeout=2.0, **kwargs)
+    controller.start()
+    assert controller.wait_connected(5), "controller did not connect to the simulator"
+    return controller
+
+
+@pytest.fixture
+def controller(database, sim):
+    controller = make_controller(sim)
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+def account(database):
+    return Account.create(name="acme")
+
+
+def status_log(call_uuid):
+    return [(e.from_status, e.to_status) for e in
+            CallEvent.select().where(CallEvent.call == call_uuid, CallEvent.kind == "status").order_by(CallEvent.seq)]
+
+
+def test_answered_call_hung_up_by_command_completes(controller, sim, account):
+    call = controller.originate(account.id, "+15550100001", CALLER, "Acme Support")
+    assert Call.get_by_id(call.uuid).status == "queued"
+    assert controller.wait_status(call.uuid, [Status.IN_PROGRESS], 5) is Status.IN_PROGRESS
+    channel = sim.channels[call.uuid]
+    assert channel.variables["origination_caller_id_name"] == "Acme Support"
+    gevent.sleep(1.1)  # let billable time accrue: billsec is whole seconds
+    controller.hangup(call.uuid)
+    assert controller.wait_status(call.uuid, FINAL, 5) is Status.COMPLETED
+    row = Call.get_by_id(call.uuid)
+    assert (row.status, row.end_reason, row.hangup_cause) == ("completed", "completed", "NORMAL_CLEARING")
+    assert row.billsec >= 1 and row.duration_sec >= row.billsec
+    assert row.answered_at is not None and row.ended_at >= row.answered_at
+    assert status_log(call.uuid)[-1] == ("in_progress", "completed")
+    assert [e.kind for e in CallEvent.select().where(CallEvent.call == call.uuid)].count("command") == 1
+
+
+@pytest.mark.parametrize("number, status, reason, cause", [
+    ("+15550100486", "failed", "busy", "USER_BUSY"),
+    ("+15550100603", "failed", "rejected", "CALL_REJECTED"),
+    ("+15550100480", "missed", "no_answer", "NO_ANSWER"),
+    ("+15550100404", "failed", "failed", "UNALLOCATED_NUMBER"),
+    ("+15550100503", "failed", "failed", "NORMAL_TEMPORARY_FAILURE"),
+])
+def test_unanswered_outcomes(controller, account, number, status, reason, cause):
+    call = controller.originate(account.id, number, CALLER, timeout=1)
+    controller.wait_status(call.uuid, FINAL, 10)
+    row = Call.get_by_id(call.uuid)
+    assert (row.status, row.end_reason, row.hangup_cause) == (status, reason, cause)
+    assert row.billsec == 0 and row.answered_at is None
+    if reason == "no_answer":
+        assert status_log(call.uuid) == [("queued", "ringing"), ("ringing", "missed")]
+
+
+def test_unknown_carrier_gateway_fails_without_a_channel(database, sim, account):
+    controller = make_controller(sim, carrier_gateway="nosuchtrunk")
+    try:
+        call = controller.originate(account.id, "+15550100001", CALLER)
+        controller.wait_status(call.uuid, FINAL, 5)
+        row = Call.get_by_id(call.uuid)
+        assert (row.status, row.end_reason, row.hangup_cause) == ("failed", "failed", "INVALID_GATEWAY")
+    finally:
+        controller.stop()
+
+
+def test_transfer_moves_the_channel_into_the_dialplan(controller, sim, account):
+    call = controller.originate(account.id, "+15550100001", CALLER)
+    controller.wait_status(call.uuid, [Status.IN_PROGRESS], 5)
+    controller.transfer(call.uuid, "1000", "default")
+    sim.wait_for(lambda: sim.channels[call.uuid].destination_number == "1000", timeout=5)
+    assert "transfer_history" in sim.channels[call.uuid].variables
+    controller.hangup(call.uuid)
+    controller.wait_status(call.uuid, FINAL, 5)
+
+
+def test_commands_on_unknown_and_ended_calls_are_clear_errors(controller, account):
+    with pytest.raises(CallError) as unknown:
+        controller.hangup("00000000-0000-0000-0000-000000000000")
+    assert unknown.value.code == 404
+    call = controller.originate(account.id, "+15550100486", CALLER)
+    controller.wait_status(call.uuid, FINAL, 5)
+    with pytest.raises(CallError) as ended:
+        controller.hangup(call.uuid)
+    assert ended.value.code == 409 and "ended" in str(ended.value)
+
+
+def test_far_end_hangup_completes_the_call(controller, sim, account):
+    call = controller.originate(account.id, "+15550100001", CALLER)
+    controller.wait_status(call.uuid, [Status.IN_PROGRESS], 5)
+    sim.far_end_hangup(call.uuid)
+    assert controller.wait_status(call.uuid, FINAL, 5) is Status.COMPLETED
+
+
+def test_simulator_restart_mid_call_is_reconciled(controller, sim, account):
+    call = controller.originate(account.id, "+15550100001", CALLER)
+    controller.wait_status(call.uuid, [Status.IN_PROGRESS], 5)
+    node = next(iter(controller.nodes.values()))
+    generation = node.generation
+    sim.stop()  # a FreeSWITCH crash: every channel is gone
+    sim.start()
+    assert controller.wait_status(call.uuid, FINAL, 10) is Status.COMPLETED
+    assert node.generation == generation + 1
+    row = Call.get_by_id(call.uuid)
+    assert row.hangup_cause == "CHANNEL_GONE" and row.end_reason == "completed"
+    # the link is usable again
+    again = controller.originate(account.id, "+15550100001", CALLER)
+    controller.wait_status(again.uuid, [Status.IN_PROGRESS], 5)
+    controller.hangup(again.uuid)
+    controller.wait_status(again.uuid, FINAL, 5)
+
+
+def test_reconcile_reattaches_live_calls_after_controller_restart(database, sim, account):
+    first = make_controller(sim)
+    call = first.originate(account.id, "+15550100001", CALLER)
+    first.wait_status(call.uuid, [Status.IN_PROGRESS], 5)
+    first.stop()
+    second = make_controller(sim)
+    try:
+        second.hangup(call.uuid)
+        assert second.wait_status(call.uuid, FINAL, 5) is Status.COMPLETED
+        assert Call.get_by_id(call.uuid).hangup_cause == "NORMAL_CLEARING"
+    finally:
+        second.stop()
+
+
+def test_hundred_concurrent_calls_all_reach_a_final_state(controller, sim, account):
+    numbers = [f"+1555020{i:04d}" for i in range(100)]
+    calls = [controller.originate(account.id, n, CALLER, timeout=2) for n in numbers]
+    for call in calls:
+        controller.wait_status(call.uuid, [Status.IN_PROGRESS, *FINAL], 15)
+    for call in calls:
+        if controller.live.get(call.uuid) and controller.live[call.uuid].status is Status.IN_PROGRESS:
+            controller.hangup(call.uuid)
+    for call in calls:
+        controller.wait_status(call.uuid, FINAL, 15)
+    statuses = [row.status for row in Call.select()]
+    assert len(statuses) == 100 and set(statuses) <= {"completed", "missed", "failed"}
+    assert not controller.live
+
+
+def test_controller_started_before_freeswitch_connects_once_it_is_up(database, account):
+    sim = Simulator(port=0, answer_delay=0.05)
+    sim.start()
+    port = sim.port
+    sim.stop()  # FreeSWITCH is down when the gateway starts
+    controller = CallController([NodeConfig("fs", "127.0.0.1", port, "ClueCon")], command_timeout=2.0)
+    controller.start()
+    try:
+        with pytest.raises(CallError) as down:
+            controller.originate(account.id, "+15550100001", CALLER)
+        assert down.value.code == 503
+        restarted = Simulator(port=port, answer_delay=0.05)
+        restarted.start()
+        try:
+            assert controller.wait_connected(10)
+            call = controller.originate(account.id, "+15550100001", CALLER)
+            controller.wait_status(call.uuid, [Status.IN_PROGRESS], 5)
+        finally:
+            restarted.stop()
+    finally:
+        controller.stop()
+
+
+def test_wrong_password_is_reported_and_retried(database, sim):
+    controller = CallController([NodeConfig("fs", "127.0.0.1", sim.port, "wrong")], command_timeout=2.0)
+    controller.start()
+    try:
+        node = controller.nodes["fs"]
+        sim.wait_for(lambda: node.last_error is not None, timeout=5)
+        assert "password" in node.last_error
+        assert not node.connected.is_set()
+    finally:
+        controller.stop()
