@@ -2,6 +2,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from peewee import IntegrityError, SqliteDatabase
@@ -10,9 +11,13 @@ from playhouse.pool import PooledPostgresqlDatabase
 from gateway.models import (
     ALL_MODELS,
     MIGRATIONS,
+    WEBHOOK_SECRET_OVERLAP,
     Account,
+    Agent,
+    ApiKey,
     Call,
     CallEvent,
+    PhoneNumber,
     SchemaVersion,
     database_from_url,
     migrate,
@@ -113,6 +118,60 @@ def test_migrated_schema_matches_models(tmp_path):
         assert shape(migrated, table) == shape(modelled, table), table
 
 
+@pytest.fixture
+def fresh_url(database_url, tmp_path):
+    """The URL of an empty database (PostgreSQL: an empty schema of the test database)."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return
+    setup = database_from_url(database_url)
+    setup.execute_sql("CREATE SCHEMA upgrade")
+    try:
+        yield f"{database_url}?options=-csearch_path%3Dupgrade"
+    finally:
+        setup.execute_sql("DROP SCHEMA upgrade CASCADE")
+        setup.close_all()
+
+
+def test_upgrade_from_version_1_keeps_rows(fresh_url, monkeypatch):
+    """Step 2 on a database with accounts and calls: each account gets its own webhook secret."""
+    db = database_from_url(fresh_url)
+    try:
+        monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:1])
+        assert migrate(db) == [1]
+        p = db.param
+        created = datetime(2025, 1, 1)
+        for name in ("acme", "globex"):
+            db.execute_sql(
+                "INSERT INTO accounts (name, status, api_enabled, region, timezone, currency, created_at)"
+                f" VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})",
+                (name, "active", True, "US", "UTC", "USD", created),
+            )
+        db.execute_sql(
+            "INSERT INTO calls (uuid, account_id, direction, from_number, to_number, caller_id_name,"
+            " status, node, custom_args, created_at, updated_at)"
+            f" VALUES ({p}, 1, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})",
+            (str(uuid.uuid4()), "outbound", "+1", "+2", "", "completed", "n", "{}", created, created),
+        )
+        monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS)
+        assert migrate(db) == list(range(2, len(MIGRATIONS) + 1))
+
+        with db.bind_ctx(ALL_MODELS):
+            accounts = list(Account.select().order_by(Account.id))
+            assert [a.name for a in accounts] == ["acme", "globex"]
+            secrets = [a.webhook_secret for a in accounts]
+            assert all(s.startswith("whsec_") and len(s) > 40 for s in secrets)
+            assert len(set(secrets)) == 2
+            for account in accounts:
+                assert (account.balance, account.rate_limit_per_minute) == (Decimal("0.0000"), 120)
+                assert account.default_socket_url is account.elevenlabs_api_key is None
+                assert account.webhook_secret_previous is account.webhook_secret_rotated_at is None
+            assert Call.select().count() == 1
+            assert ApiKey.select().count() == Agent.select().count() == PhoneNumber.select().count() == 0
+    finally:
+        db.close_all() if hasattr(db, "close_all") else db.close()
+
+
 def test_migrate_refuses_a_changed_history(tmp_path, monkeypatch):
     db = database_from_url(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     migrate(db)
@@ -209,6 +268,56 @@ def test_account_defaults_and_unique_name(database):
     assert (account.timezone, account.currency, account.default_caller_id) == ("UTC", "USD", None)
     with pytest.raises(IntegrityError), database.atomic():
         make_account("acme")
+
+
+def test_account_settings_round_trip(database):
+    account = Account.create(
+        name="acme", balance=Decimal("1234567890.12346"), rate_limit_per_minute=30,
+        default_socket_url="wss://bot.example.com", elevenlabs_api_key="xi-key",
+    )
+    stored = Account.get_by_id(account.id)
+    assert stored.balance == Decimal("1234567890.1235") and str(stored.balance) == "1234567890.1235"
+    assert str(Account.get_by_id(make_account("zero").id).balance) == "0.0000"
+    largest = Account.create(name="rich", balance=Decimal("9999999999.9999"))
+    assert str(Account.get_by_id(largest.id).balance) == "9999999999.9999"
+    assert (stored.rate_limit_per_minute, stored.default_socket_url, stored.elevenlabs_api_key) == (
+        30, "wss://bot.example.com", "xi-key")
+    assert stored.is_active
+
+
+def test_webhook_secrets(database):
+    acme, globex = make_account("acme"), make_account("globex")
+    assert acme.webhook_secret.startswith("whsec_") and acme.webhook_secret != globex.webhook_secret
+    assert acme.webhook_secrets() == [acme.webhook_secret]
+    assert acme.previous_webhook_secret_expires_at() is None
+
+    old = acme.webhook_secret
+    rotated_at = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    new = acme.rotate_webhook_secret(now=rotated_at)
+    stored = Account.get_by_id(acme.id)
+    assert (stored.webhook_secret, stored.webhook_secret_previous) == (new, old)
+    assert stored.previous_webhook_secret_expires_at() == rotated_at + WEBHOOK_SECRET_OVERLAP
+    assert stored.webhook_secrets(now=rotated_at + timedelta(hours=1)) == [new, old]
+    assert stored.webhook_secrets(now=rotated_at + WEBHOOK_SECRET_OVERLAP) == [new]
+
+
+def test_agent_keys_are_unique_per_account(database):
+    acme, globex = make_account("acme"), make_account("globex")
+    Agent.create(account=acme, key="akylai", name="Akylai", driver_ref="wss://a.example.com")
+    Agent.create(account=globex, key="akylai", name="Akylai", driver_ref="wss://b.example.com")
+    with pytest.raises(IntegrityError), database.atomic():
+        Agent.create(account=acme, key="akylai", name="Again", driver_ref="wss://c.example.com")
+    agent = Agent.get((Agent.account == acme) & (Agent.key == "akylai"))
+    assert (agent.language, agent.agent_type, agent.driver, agent.active) == ("en", "outbound", "websocket", True)
+
+
+def test_numbers_are_unique_across_accounts(database):
+    acme, globex = make_account("acme"), make_account("globex")
+    PhoneNumber.create(account=acme, e164="+14155550123", route="bot", socket_url="wss://a.example.com")
+    with pytest.raises(IntegrityError), database.atomic():
+        PhoneNumber.create(account=globex, e164="+14155550123", route="webhook", webhook_url="https://g")
+    number = PhoneNumber.get(PhoneNumber.e164 == "+14155550123")
+    assert (number.account_id, number.target, number.active) == (acme.id, "wss://a.example.com", True)
 
 
 # -- call events --------------------------------------------------------------

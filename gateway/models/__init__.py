@@ -6,32 +6,53 @@ Typical use::
     db = connect(settings.database_url)
     migrate(db)
 """
-from .accounts import ACCOUNT_STATUSES, Account
+from .accounts import (
+    ACCOUNT_STATUSES,
+    DEFAULT_RATE_LIMIT_PER_MINUTE,
+    WEBHOOK_SECRET_OVERLAP,
+    Account,
+    generate_webhook_secret,
+)
+from .agents import AGENT_DRIVERS, AGENT_TYPES, Agent, clean_agent_fields
 from .calls import CALL_DIRECTIONS, CALL_STATUSES, END_REASONS, Call, CallEvent
 from .db import BaseModel, connect, database, database_from_url
-from .fields import JSONTextField, UTCDateTimeField, utcnow
+from .fields import JSONTextField, MoneyField, UTCDateTimeField, utcnow
+from .keys import ApiKey
 from .migrations import MIGRATIONS, SchemaVersion, migrate
+from .numbers import NUMBER_ROUTES, PhoneNumber, clean_route
 
 # Every application model, parents before children (the order create/drop need).
-ALL_MODELS = [Account, Call, CallEvent]
+ALL_MODELS = [Account, Agent, ApiKey, PhoneNumber, Call, CallEvent]
 
 __all__ = [
     "ACCOUNT_STATUSES",
+    "AGENT_DRIVERS",
+    "AGENT_TYPES",
     "ALL_MODELS",
     "Account",
+    "Agent",
+    "ApiKey",
     "BaseModel",
     "CALL_DIRECTIONS",
     "CALL_STATUSES",
     "Call",
     "CallEvent",
+    "DEFAULT_RATE_LIMIT_PER_MINUTE",
     "END_REASONS",
     "JSONTextField",
     "MIGRATIONS",
+    "MoneyField",
+    "NUMBER_ROUTES",
+    "PhoneNumber",
     "SchemaVersion",
     "UTCDateTimeField",
+    "WEBHOOK_SECRET_OVERLAP",
+    "clean_agent_fields",
+    "clean_route",
     "connect",
     "database",
     "database_from_url",
+    "generate_webhook_secret",
     "migrate",
     "utcnow",
 ]

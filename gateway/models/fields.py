@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from decimal import Decimal
 
-from peewee import DateTimeField, Node, TextField
+from peewee import DateTimeField, DecimalField, Node, TextField
 
 
 def utcnow() -> datetime:
@@ -52,3 +53,22 @@ class JSONTextField(TextField):
         if value is None:
             return None
         return json.loads(value)
+
+
+class MoneyField(DecimalField):
+    """An amount with a fixed number of decimal places, read back as such on both databases.
+
+    PostgreSQL returns ``NUMERIC(14, 4)`` as ``Decimal('500.5000')``; SQLite
+    keeps a number and returns ``500.5``. Quantizing on the way out makes both
+    ``Decimal('500.5000')``. Values are rounded to ``decimal_places`` on the way in.
+    """
+
+    def __init__(self, max_digits=14, decimal_places=4, **kwargs):
+        kwargs.setdefault("auto_round", True)
+        super().__init__(max_digits=max_digits, decimal_places=decimal_places, **kwargs)
+
+    def python_value(self, value):
+        value = super().python_value(value)
+        if value is None:
+            return None
+        return value.quantize(Decimal(1).scaleb(-self.decimal_places))

@@ -19,15 +19,18 @@ that a migrated database matches the models.
 """
 from __future__ import annotations
 
+import secrets
 from contextlib import contextmanager
 
 from peewee import (
+    SQL,
     AutoField,
     BooleanField,
     CharField,
     Database,
     DatabaseProxy,
     DateTimeField,
+    DecimalField,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -35,6 +38,7 @@ from peewee import (
     SchemaManager,
     TextField,
 )
+from playhouse import migrate as pw_migrate
 
 from .db import BaseModel
 from .fields import UTCDateTimeField, utcnow
@@ -120,8 +124,108 @@ def _create_initial_tables(db: Database) -> None:
     db.create_tables([Account, Call, CallEvent], safe=True)
 
 
+def _add_keys_agents_numbers(db: Database) -> None:
+    """Account settings and secrets; the api_keys, agents and phone_numbers tables.
+
+    SQLite adds a NOT NULL column only with a non-NULL default and otherwise
+    rebuilds the whole table, which fails while ``calls`` rows reference it;
+    so each NOT NULL column comes with a server default (``allow_not_null``).
+    ``webhook_secret`` starts as '' and every existing account then gets its own
+    random secret; the application always supplies one, the '' is never used.
+    """
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+
+    def not_null(field, default):
+        field.constraints = [SQL(f"DEFAULT {default}")]
+        return field
+
+    pw_migrate.migrate(
+        migrator.add_column("accounts", "default_socket_url", TextField(null=True)),
+        migrator.add_column("accounts", "default_webhook_url", TextField(null=True)),
+        migrator.add_column(
+            "accounts", "webhook_secret", not_null(CharField(max_length=64), "''"),
+            allow_not_null=True),
+        migrator.add_column(
+            "accounts", "webhook_secret_previous", CharField(max_length=64, null=True)),
+        migrator.add_column("accounts", "webhook_secret_rotated_at", DateTimeField(null=True)),
+        migrator.add_column(
+            "accounts", "rate_limit_per_minute", not_null(IntegerField(), 120),
+            allow_not_null=True),
+        migrator.add_column(
+            "accounts", "balance", not_null(DecimalField(max_digits=14, decimal_places=4), 0),
+            allow_not_null=True),
+        migrator.add_column("accounts", "elevenlabs_api_key", TextField(null=True)),
+        migrator.add_column("accounts", "vapi_api_key", TextField(null=True)),
+    )
+
+    class Frozen(Model):
+        class Meta:
+            database = db
+
+    class Account(Frozen):
+        id = AutoField()
+        webhook_secret = CharField(max_length=64)
+
+        class Meta:
+            table_name = "accounts"
+
+    for (account_id,) in Account.select(Account.id).tuples():
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        Account.update(webhook_secret=secret).where(Account.id == account_id).execute()
+
+    class Agent(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account, index=False)
+        key = CharField(max_length=64)
+        name = CharField(max_length=255)
+        language = CharField(max_length=16)
+        agent_type = CharField(max_length=16)
+        driver = CharField(max_length=16)
+        driver_ref = TextField()
+        active = BooleanField()
+        created_at = DateTimeField()
+
+        class Meta:
+            table_name = "agents"
+            indexes = ((("account", "key"), True),)
+
+    class ApiKey(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account)
+        publishable_id = CharField(max_length=64, unique=True)
+        secret_hash = CharField(max_length=64, unique=True)
+        secret_prefix = CharField(max_length=16)
+        scopes = TextField()
+        owner_agent = ForeignKeyField(Agent, null=True, on_delete="CASCADE")
+        name = CharField(max_length=100, null=True)
+        created_at = DateTimeField()
+        rotated_at = DateTimeField(null=True)
+        last_used_at = DateTimeField(null=True)
+        revoked_at = DateTimeField(null=True)
+
+        class Meta:
+            table_name = "api_keys"
+
+    class PhoneNumber(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account)
+        e164 = CharField(max_length=16, unique=True)
+        route = CharField(max_length=8)
+        socket_url = TextField(null=True)
+        agent = ForeignKeyField(Agent, null=True)
+        webhook_url = TextField(null=True)
+        active = BooleanField()
+        created_at = DateTimeField()
+
+        class Meta:
+            table_name = "phone_numbers"
+
+    db.create_tables([Agent, ApiKey, PhoneNumber], safe=True)
+
+
 MIGRATIONS = [
     _create_initial_tables,
+    _add_keys_agents_numbers,
 ]
 
 

@@ -1,0 +1,697 @@
+"""Admin commands: accounts, API keys, agents, phone numbers, webhook secrets.
+
+::
+
+    voicegw accounts create NAME [--region IN] [--timezone Asia/Kolkata] [--currency INR] [--balance 500]
+    voicegw accounts list | show ACCOUNT | suspend ACCOUNT | activate ACCOUNT
+    voicegw accounts set ACCOUNT [--api-enabled false] [--rate-limit 60] [--elevenlabs-key …] …
+    voicegw keys create ACCOUNT [--scopes calls:read,calls:write] [--name …] [--agent KEY]
+    voicegw keys list ACCOUNT | rotate PK | revoke PK
+    voicegw agents create ACCOUNT KEY --name … [--language en] [--type outbound] [--driver vapi --ref …]
+    voicegw agents list ACCOUNT
+    voicegw numbers add ACCOUNT NUMBER (--socket-url URL | --agent KEY | --webhook-url URL)
+    voicegw numbers list [ACCOUNT] | remove NUMBER
+    voicegw webhook-secret rotate ACCOUNT
+
+ACCOUNT is an account id or name. Every command takes ``--json`` and then
+prints one JSON document instead of text. Bad input exits with status 2 and
+one line on stderr; a database failure exits with 1.
+
+``gateway.cli`` mounts these with ``add_subparsers``. Each command is a small
+handler ``(args) -> Output`` that runs inside one transaction; ``_run`` opens
+the database, runs it, prints, and turns errors into exit codes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import zoneinfo
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from functools import partial
+
+from peewee import DatabaseError, IntegrityError, fn
+from playhouse.pool import PooledDatabase
+
+from gateway import models
+from gateway.auth import keys
+from gateway.config import Settings
+from gateway.models import (
+    AGENT_DRIVERS,
+    AGENT_TYPES,
+    Account,
+    Agent,
+    ApiKey,
+    PhoneNumber,
+    clean_agent_fields,
+    clean_route,
+    connect,
+    migrate,
+)
+from gateway.models.validators import check_socket_url, check_webhook_url
+from gateway.numbering import check_region, normalize
+
+MAX_BALANCE = Decimal(10) ** 10  # DecimalField(max_digits=14, decimal_places=4)
+MAX_RATE_LIMIT = 100_000
+
+
+class CommandError(ValueError):
+    """Bad input to a command: printed as one line, exit status 2."""
+
+
+@dataclass
+class Output:
+    """What a command prints: ``data`` with ``--json``, else ``text``."""
+
+    data: dict
+    text: str
+
+
+# -- parser -------------------------------------------------------------------
+
+
+def add_subparsers(subparsers) -> None:
+    """Add the ``accounts``, ``keys``, ``agents``, ``numbers`` and ``webhook-secret`` commands."""
+    accounts = _group(subparsers, "accounts", "manage accounts")
+    p = _command(accounts, "create", accounts_create, "create an account")
+    p.add_argument("name")
+    p.add_argument("--region", default="US", help="ISO country code numbers are read in (default US)")
+    p.add_argument("--timezone", default="UTC", help="IANA time zone, e.g. Asia/Kolkata (default UTC)")
+    p.add_argument("--currency", default="USD", help="ISO 4217 code of the balance (default USD)")
+    p.add_argument("--balance", default="0", help="opening balance (default 0)")
+    p.add_argument("--caller-id", help="default caller id number")
+    p.add_argument("--socket-url", help="default bot WebSocket URL (ws:// or wss://)")
+    p.add_argument("--webhook-url", help="default routing/status webhook URL")
+    _command(accounts, "list", accounts_list, "list accounts")
+    p = _command(accounts, "show", accounts_show, "show an account, with its webhook secret")
+    p.add_argument("account", help="account id or name")
+    p = _command(accounts, "suspend", partial(accounts_set_status, status="suspended"),
+                 "suspend an account: its keys stop working")
+    p.add_argument("account", help="account id or name")
+    p = _command(accounts, "activate", partial(accounts_set_status, status="active"),
+                 "reactivate a suspended account")
+    p.add_argument("account", help="account id or name")
+    p = _command(accounts, "set", accounts_set, "change account settings ('' clears an optional one)")
+    p.add_argument("account", help="account id or name")
+    p.add_argument("--api-enabled", metavar="true|false")
+    p.add_argument("--balance")
+    p.add_argument("--rate-limit", metavar="N", help="API requests per minute")
+    p.add_argument("--region")
+    p.add_argument("--timezone")
+    p.add_argument("--currency")
+    p.add_argument("--caller-id")
+    p.add_argument("--socket-url")
+    p.add_argument("--webhook-url")
+    p.add_argument("--elevenlabs-key", help="the account's ElevenLabs API key")
+    p.add_argument("--vapi-key", help="the account's Vapi API key")
+
+    key_group = _group(subparsers, "keys", "manage API keys")
+    p = _command(key_group, "create", keys_create, "create a key; prints its secret, once")
+    p.add_argument("account", help="account id or name")
+    p.add_argument("--scopes", help=f"comma-separated; default: {','.join(keys.DEFAULT_SCOPES)}")
+    p.add_argument("--name", help="a label, e.g. what the key is for")
+    p.add_argument("--agent", metavar="KEY", help="owner agent: the key sees only this agent's data")
+    p = _command(key_group, "list", keys_list, "list an account's keys (never their secrets)")
+    p.add_argument("account", help="account id or name")
+    p = _command(key_group, "rotate", keys_rotate, "give a key a new secret; the old one stops working")
+    p.add_argument("publishable_key", metavar="PK")
+    p = _command(key_group, "revoke", keys_revoke, "revoke a key for good")
+    p.add_argument("publishable_key", metavar="PK")
+
+    agents = _group(subparsers, "agents", "manage agents")
+    p = _command(agents, "create", agents_create, "create an agent")
+    p.add_argument("account", help="account id or name")
+    p.add_argument("key", help="internal key clients use, e.g. akylai")
+    p.add_argument("--name", required=True)
+    p.add_argument("--language", default="en", help="e.g. en, ru, hi-IN (default en)")
+    p.add_argument("--type", dest="agent_type", choices=AGENT_TYPES, default="outbound")
+    p.add_argument("--driver", choices=AGENT_DRIVERS, default="websocket")
+    p.add_argument("--ref", help="socket URL, ElevenLabs agent id or Vapi assistant id")
+    p = _command(agents, "list", agents_list, "list an account's agents")
+    p.add_argument("account", help="account id or name")
+
+    numbers = _group(subparsers, "numbers", "manage phone numbers (DIDs)")
+    p = _command(numbers, "add", numbers_add, "add a number and route it")
+    p.add_argument("account", help="account id or name")
+    p.add_argument("number", help="read in the account's region unless it starts with +")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--socket-url", help="stream calls to this bot WebSocket")
+    target.add_argument("--agent", metavar="KEY", help="hand calls to this agent")
+    target.add_argument("--webhook-url", help="ask this routing webhook")
+    p = _command(numbers, "list", numbers_list, "list numbers")
+    p.add_argument("account", nargs="?", help="only this account's")
+    p = _command(numbers, "remove", numbers_remove, "remove a number")
+    p.add_argument("number", help="in international form, e.g. +14155550123")
+
+    webhook = _group(subparsers, "webhook-secret", "manage webhook signing secrets")
+    p = _command(webhook, "rotate", webhook_secret_rotate,
+                 "new webhook secret; the previous one stays valid for an overlap window")
+    p.add_argument("account", help="account id or name")
+
+
+def _group(subparsers, name: str, help: str):
+    parser = subparsers.add_parser(name, help=help, description=help)
+    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+
+
+def _command(group, name: str, handler: Callable[[argparse.Namespace], Output], help: str):
+    parser = group.add_parser(name, help=help, description=help)
+    parser.add_argument("--json", action="store_true", help="print a JSON document")
+    parser.set_defaults(func=partial(_run, handler))
+    return parser
+
+
+# -- running ------------------------------------------------------------------
+
+
+def _run(handler: Callable[[argparse.Namespace], Output], args: argparse.Namespace) -> int:
+    """Run one command in a transaction; print its output; return the exit status."""
+    try:
+        settings = Settings.from_env(config_file=getattr(args, "config", None))
+        with _database(settings.database_url) as db, db.atomic():
+            output = handler(args)
+    except ValueError as exc:  # CommandError, InvalidNumber, UnknownScope, bad settings…
+        return _fail(str(exc), 2)
+    except IntegrityError:
+        # Checked up front; reaching here means a concurrent change won the race.
+        return _fail("that conflicts with existing data (changed meanwhile?); try again", 2)
+    except DatabaseError as exc:
+        return _fail(f"database error: {' '.join(str(exc).split())}", 1)
+    if args.json:
+        print(json.dumps(output.data, indent=2, ensure_ascii=False))
+    else:
+        print(output.text)
+    return 0
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"voicegw: error: {message}", file=sys.stderr)
+    return status
+
+
+@contextmanager
+def _database(url: str):
+    """Bind the models to ``url``'s database, migrated, for one command.
+
+    Afterwards the models are bound back to what they were, so that commands
+    can run in-process (tests, a shell) without stealing the caller's binding.
+    """
+    previous = models.database.obj
+    db = connect(url)
+    try:
+        migrate(db)
+        yield db
+    finally:
+        if isinstance(db, PooledDatabase):
+            db.close_all()
+        else:
+            db.close()
+        models.database.initialize(previous)
+
+
+# -- accounts -----------------------------------------------------------------
+
+
+def accounts_create(args) -> Output:
+    name = _account_name(args.name)
+    region = _region(args.region)
+    fields = {
+        "name": name,
+        "region": region,
+        "timezone": _timezone(args.timezone),
+        "currency": _currency(args.currency),
+        "balance": _money(args.balance),
+    }
+    if args.caller_id:
+        fields["default_caller_id"] = normalize(args.caller_id, region)
+    if args.socket_url:
+        fields["default_socket_url"] = check_socket_url(args.socket_url)
+    if args.webhook_url:
+        fields["default_webhook_url"] = check_webhook_url(args.webhook_url)
+    account = Account.create(**fields)
+    text = (
+        f"created account {_label(account)}: region {account.region}, {account.timezone},"
+        f" balance {account.balance} {account.currency}\n"
+        f"webhook secret: {account.webhook_secret}"
+    )
+    return Output(_account_doc(account, with_secret=True), text)
+
+
+def accounts_list(args) -> Output:
+    accounts = list(Account.select().order_by(Account.id))
+    rows = [
+        [str(a.id), a.name, a.status, _yes_no(a.api_enabled), a.region, a.timezone,
+         f"{a.balance} {a.currency}", str(a.rate_limit_per_minute)]
+        for a in accounts
+    ]
+    text = _table(["ID", "NAME", "STATUS", "API", "REGION", "TIMEZONE", "BALANCE", "RATE/MIN"],
+                  rows, empty="no accounts")
+    return Output({"accounts": [_account_doc(a) for a in accounts]}, text)
+
+
+def accounts_show(args) -> Output:
+    account = _account(args.account)
+    doc = _account_doc(account, with_secret=True)
+    doc["counts"] = {
+        "active_keys": account.api_keys.where(ApiKey.revoked_at.is_null()).count(),
+        "agents": account.agents.count(),
+        "numbers": account.phone_numbers.count(),
+    }
+    lines = [(label, _text_value(doc[field])) for label, field in _ACCOUNT_SHOW_FIELDS]
+    lines += [(f"{name.replace('_', ' ')}", str(count)) for name, count in doc["counts"].items()]
+    width = max(len(label) for label, _ in lines)
+    return Output(doc, "\n".join(f"{label + ':':<{width + 1}} {value}" for label, value in lines))
+
+
+_ACCOUNT_SHOW_FIELDS = [
+    ("id", "id"), ("name", "name"), ("status", "status"), ("api enabled", "api_enabled"),
+    ("region", "region"), ("timezone", "timezone"), ("currency", "currency"),
+    ("balance", "balance"), ("rate limit/min", "rate_limit_per_minute"),
+    ("caller id", "default_caller_id"), ("socket url", "default_socket_url"),
+    ("webhook url", "default_webhook_url"), ("webhook secret", "webhook_secret"),
+    ("previous secret until", "webhook_secret_previous_valid_until"),
+    ("elevenlabs key", "elevenlabs_api_key"), ("vapi key", "vapi_api_key"),
+    ("created", "created_at"),
+]
+
+
+def accounts_set_status(args, status: str) -> Output:
+    account = _account(args.account)
+    changed = account.status != status
+    if changed:
+        account.status = status
+        account.save(only=[Account.status])
+    verb = {"active": "activated", "suspended": "suspended"}[status]
+    if changed:
+        text = f"account {_label(account)} {verb}"
+    else:
+        text = f"account {_label(account)} was already {status}"
+    return Output({**_account_doc(account), "changed": changed}, text)
+
+
+def accounts_set(args) -> Output:
+    account = _account(args.account)
+    changes: dict = {}
+    if args.api_enabled is not None:
+        changes["api_enabled"] = _boolean(args.api_enabled, "--api-enabled")
+    if args.balance is not None:
+        changes["balance"] = _money(args.balance)
+    if args.rate_limit is not None:
+        changes["rate_limit_per_minute"] = _rate_limit(args.rate_limit)
+    if args.region is not None:
+        changes["region"] = _region(args.region)
+    if args.timezone is not None:
+        changes["timezone"] = _timezone(args.timezone)
+    if args.currency is not None:
+        changes["currency"] = _currency(args.currency)
+    region = changes.get("region", account.region)
+    optional = {
+        "default_caller_id": (args.caller_id, lambda v: normalize(v, region)),
+        "default_socket_url": (args.socket_url, check_socket_url),
+        "default_webhook_url": (args.webhook_url, check_webhook_url),
+        "elevenlabs_api_key": (args.elevenlabs_key, partial(_credential, what="ElevenLabs key")),
+        "vapi_api_key": (args.vapi_key, partial(_credential, what="Vapi key")),
+    }
+    for field, (value, check) in optional.items():
+        if value is not None:
+            changes[field] = check(value) if value.strip() else None  # '' clears
+    if not changes:
+        raise CommandError("nothing to set; give at least one option (see --help)")
+    for field, value in changes.items():
+        setattr(account, field, value)
+    account.save(only=[getattr(Account, field) for field in changes])
+    return Output(
+        {**_account_doc(account), "changed": sorted(changes)},
+        f"updated account {_label(account)}: {', '.join(sorted(changes))}",
+    )
+
+
+def webhook_secret_rotate(args) -> Output:
+    account = _account(args.account)
+    secret = account.rotate_webhook_secret()
+    until = _iso(account.previous_webhook_secret_expires_at())
+    doc = {"account_id": account.id, "webhook_secret": secret, "previous_valid_until": until}
+    text = (
+        f"new webhook secret for account {_label(account)}: {secret}\n"
+        f"the previous secret stays valid until {until}"
+    )
+    return Output(doc, text)
+
+
+# -- keys ---------------------------------------------------------------------
+
+
+def keys_create(args) -> Output:
+    account = _account(args.account)
+    scopes = None
+    if args.scopes is not None:
+        scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+        if not scopes:
+            raise CommandError("--scopes is empty; omit it for the default set")
+    owner = _agent(account, args.agent) if args.agent else None
+    api_key, secret = keys.create_key(account, scopes, name=args.name, owner_agent=owner)
+    doc = {**_key_doc(api_key), "secret_key": secret}
+    text = (
+        f"created key for account {_label(account)}\n"
+        f"publishable key: {api_key.publishable_id}\n"
+        f"secret key:      {secret}\n"
+        f"scopes:          {', '.join(api_key.scopes)}\n"
+        "The secret is shown only this once: store it now. Lost, it can only be rotated."
+    )
+    return Output(doc, text)
+
+
+def keys_list(args) -> Output:
+    account = _account(args.account)
+    api_keys = list(account.api_keys.order_by(ApiKey.id))
+    rows = [
+        [k.publishable_id, k.masked_secret, k.name or "", k.owner_agent.key if k.owner_agent_id else "",
+         _scopes_text(k.scopes), _iso(k.created_at), _iso(k.last_used_at) or "never",
+         "revoked" if k.revoked else "active"]
+        for k in api_keys
+    ]
+    text = _table(["PUBLISHABLE KEY", "SECRET", "NAME", "AGENT", "SCOPES", "CREATED", "LAST USED", "STATUS"],
+                  rows, empty=f"account {_label(account)} has no keys")
+    return Output({"account_id": account.id, "keys": [_key_doc(k) for k in api_keys]}, text)
+
+
+def keys_rotate(args) -> Output:
+    api_key = _api_key(args.publishable_key)
+    try:
+        secret = keys.rotate_key(api_key)
+    except keys.KeyRevoked as exc:
+        raise CommandError(str(exc)) from None
+    text = (
+        f"rotated key {api_key.publishable_id}; the old secret no longer works\n"
+        f"secret key: {secret}\n"
+        "The secret is shown only this once: store it now."
+    )
+    return Output({**_key_doc(api_key), "secret_key": secret}, text)
+
+
+def keys_revoke(args) -> Output:
+    api_key = _api_key(args.publishable_key)
+    changed = keys.revoke_key(api_key)
+    if changed:
+        text = f"revoked key {api_key.publishable_id}"
+    else:
+        text = f"key {api_key.publishable_id} was already revoked"
+    return Output({**_key_doc(api_key), "changed": changed}, text)
+
+
+# -- agents -------------------------------------------------------------------
+
+
+def agents_create(args) -> Output:
+    account = _account(args.account)
+    fields = clean_agent_fields(key=args.key, name=args.name, language=args.language,
+                                agent_type=args.agent_type, driver=args.driver, driver_ref=args.ref)
+    if account.agents.where(Agent.key == fields["key"]).exists():
+        raise CommandError(f"account {_label(account)} already has an agent {fields['key']!r}")
+    agent = Agent.create(account=account, **fields)
+    text = (
+        f"created agent {agent.key!r} ({agent.name}, {agent.agent_type}, {agent.driver})"
+        f" in account {_label(account)}"
+    )
+    return Output(_agent_doc(agent), text)
+
+
+def agents_list(args) -> Output:
+    account = _account(args.account)
+    agents = list(account.agents.order_by(Agent.key))
+    rows = [[a.key, a.name, a.language, a.agent_type, a.driver, a.driver_ref, _yes_no(a.active)]
+            for a in agents]
+    text = _table(["KEY", "NAME", "LANGUAGE", "TYPE", "DRIVER", "REF", "ACTIVE"], rows,
+                  empty=f"account {_label(account)} has no agents")
+    return Output({"account_id": account.id, "agents": [_agent_doc(a) for a in agents]}, text)
+
+
+# -- numbers ------------------------------------------------------------------
+
+
+def numbers_add(args) -> Output:
+    account = _account(args.account)
+    e164 = normalize(args.number, account.region)
+    existing = PhoneNumber.select(PhoneNumber, Account).join(Account).where(PhoneNumber.e164 == e164).first()
+    if existing is not None:
+        raise CommandError(f"number {e164} is already in account {_label(existing.account)}")
+    agent = _agent(account, args.agent) if args.agent else None
+    route = clean_route(socket_url=args.socket_url, agent=agent, webhook_url=args.webhook_url)
+    number = PhoneNumber.create(account=account, e164=e164, **route)
+    return Output(_number_doc(number, account),
+                  f"added {e164} to account {_label(account)}: {number.route} → {number.target}")
+
+
+def numbers_list(args) -> Output:
+    query = (PhoneNumber.select(PhoneNumber, Account).join(Account)
+             .order_by(Account.id, PhoneNumber.e164))
+    if args.account:
+        account = _account(args.account)
+        query = query.where(PhoneNumber.account == account)
+        empty = f"account {_label(account)} has no numbers"
+    else:
+        empty = "no numbers"
+    numbers = list(query)
+    rows = [[n.e164, n.account.name, n.route, n.target, _yes_no(n.active)] for n in numbers]
+    text = _table(["NUMBER", "ACCOUNT", "ROUTE", "TARGET", "ACTIVE"], rows, empty=empty)
+    return Output({"numbers": [_number_doc(n, n.account) for n in numbers]}, text)
+
+
+def numbers_remove(args) -> Output:
+    e164 = normalize(args.number, None)
+    number = PhoneNumber.select(PhoneNumber, Account).join(Account).where(PhoneNumber.e164 == e164).first()
+    if number is None:
+        raise CommandError(f"no number {e164}")
+    doc = _number_doc(number, number.account)
+    number.delete_instance()
+    return Output({**doc, "removed": True}, f"removed {e164} from account {_label(number.account)}")
+
+
+# -- lookups and input checks -------------------------------------------------
+
+
+def _account(ref: str) -> Account:
+    """The account an id or a name designates; an id wins over a name made of digits."""
+    ref = ref.strip()
+    account = None
+    if ref.isascii() and ref.isdigit():
+        account = Account.get_or_none(Account.id == int(ref))
+    if account is None:
+        account = Account.get_or_none(Account.name == ref)
+    if account is None:
+        raise CommandError(f"no account {ref!r} (give an id or a name; see 'voicegw accounts list')")
+    return account
+
+
+def _agent(account: Account, key: str) -> Agent:
+    agent = account.agents.where(Agent.key == key.strip()).first()
+    if agent is None:
+        raise CommandError(f"account {_label(account)} has no agent {key!r}")
+    return agent
+
+
+def _api_key(publishable_id: str) -> ApiKey:
+    api_key = keys.find_key(publishable_id.strip())
+    if api_key is None:
+        raise CommandError(f"no key {publishable_id!r} (give its publishable key, pk_live_…)")
+    return api_key
+
+
+def _account_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise CommandError("the account name is empty")
+    if len(name) > 255:
+        raise CommandError("the account name is longer than 255 characters")
+    if name.isdigit():
+        raise CommandError(f"account name {name!r} is all digits, which reads as an account id")
+    clash = Account.get_or_none(fn.LOWER(Account.name) == name.lower())
+    if clash is not None:
+        raise CommandError(f"an account named {clash.name!r} already exists (id {clash.id})")
+    return name
+
+
+def _region(region: str) -> str:
+    try:
+        return check_region(region.strip())
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _timezone(name: str) -> str:
+    name = name.strip()
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise CommandError(
+            f"unknown time zone {name!r}; expected an IANA name such as Asia/Kolkata"
+        ) from None
+    return name
+
+
+def _currency(code: str) -> str:
+    code = code.strip()
+    if not re.fullmatch(r"[A-Za-z]{3}", code):
+        raise CommandError(f"currency {code!r} is invalid; expected an ISO 4217 code such as USD or INR")
+    return code.upper()
+
+
+def _money(text: str) -> Decimal:
+    try:
+        amount = Decimal(text.strip())
+    except InvalidOperation:
+        raise CommandError(f"balance {text!r} is not a number") from None
+    if not amount.is_finite():
+        raise CommandError(f"balance {text!r} is not a number")
+    if amount < 0:
+        raise CommandError(f"balance {text!r} is negative")
+    if amount >= MAX_BALANCE:
+        raise CommandError(f"balance {text!r} is too large (at most {MAX_BALANCE - Decimal('0.0001')})")
+    if amount != amount.quantize(Decimal("0.0001")):
+        raise CommandError(f"balance {text!r} has more than 4 decimal places")
+    return amount.quantize(Decimal("0.0001"))
+
+
+def _rate_limit(text: str) -> int:
+    if not (text.strip().isascii() and text.strip().isdigit()) or not 1 <= int(text) <= MAX_RATE_LIMIT:
+        raise CommandError(
+            f"--rate-limit {text!r} is invalid; expected a whole number from 1 to {MAX_RATE_LIMIT}"
+        )
+    return int(text)
+
+
+def _boolean(text: str, option: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise CommandError(f"{option} {text!r} is invalid; expected true or false")
+
+
+def _credential(value: str, what: str) -> str:
+    value = value.strip()
+    if any(ch.isspace() for ch in value) or len(value) > 512:
+        raise CommandError(f"the {what} looks malformed (whitespace inside, or too long)")
+    return value
+
+
+# -- output -------------------------------------------------------------------
+
+
+def _account_doc(account: Account, with_secret: bool = False) -> dict:
+    doc = {
+        "id": account.id,
+        "name": account.name,
+        "status": account.status,
+        "api_enabled": account.api_enabled,
+        "region": account.region,
+        "timezone": account.timezone,
+        "currency": account.currency,
+        "balance": str(account.balance),  # a string: JSON numbers would lose decimals
+        "rate_limit_per_minute": account.rate_limit_per_minute,
+        "default_caller_id": account.default_caller_id,
+        "default_socket_url": account.default_socket_url,
+        "default_webhook_url": account.default_webhook_url,
+        "elevenlabs_api_key": _masked(account.elevenlabs_api_key),
+        "vapi_api_key": _masked(account.vapi_api_key),
+        "created_at": _iso(account.created_at),
+    }
+    if with_secret:
+        doc["webhook_secret"] = account.webhook_secret
+        doc["webhook_secret_previous_valid_until"] = _iso(account.previous_webhook_secret_expires_at())
+    return doc
+
+
+def _key_doc(api_key: ApiKey) -> dict:
+    return {
+        "id": api_key.id,
+        "account_id": api_key.account_id,
+        "publishable_key": api_key.publishable_id,
+        "secret_key_prefix": api_key.secret_prefix,
+        "name": api_key.name,
+        "scopes": api_key.scopes,
+        "owner_agent": api_key.owner_agent.key if api_key.owner_agent_id else None,
+        "created_at": _iso(api_key.created_at),
+        "rotated_at": _iso(api_key.rotated_at),
+        "last_used_at": _iso(api_key.last_used_at),
+        "revoked_at": _iso(api_key.revoked_at),
+    }
+
+
+def _agent_doc(agent: Agent) -> dict:
+    return {
+        "id": agent.id,
+        "account_id": agent.account_id,
+        "key": agent.key,
+        "name": agent.name,
+        "language": agent.language,
+        "agent_type": agent.agent_type,
+        "driver": agent.driver,
+        "driver_ref": agent.driver_ref,
+        "active": agent.active,
+        "created_at": _iso(agent.created_at),
+    }
+
+
+def _number_doc(number: PhoneNumber, account: Account) -> dict:
+    return {
+        "id": number.id,
+        "e164": number.e164,
+        "account_id": account.id,
+        "account": account.name,
+        "route": number.route,
+        "socket_url": number.socket_url,
+        "agent": number.agent.key if number.agent_id else None,
+        "webhook_url": number.webhook_url,
+        "active": number.active,
+        "created_at": _iso(number.created_at),
+    }
+
+
+def _label(account: Account) -> str:
+    return f"{account.id} ({account.name})"
+
+
+def _masked(secret: str | None) -> str | None:
+    """A credential for display: only its last 4 characters."""
+    if secret is None:
+        return None
+    return "…" + secret[-4:] if len(secret) > 8 else "…"
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _scopes_text(scopes: list[str]) -> str:
+    return "default" if set(scopes) == set(keys.DEFAULT_SCOPES) else ",".join(scopes)
+
+
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _text_value(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return _yes_no(value)
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:
+    if not rows:
+        return f"({empty})"
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip()
+        for line in [headers, *rows]
+    )

@@ -1,0 +1,36 @@
+"""Authentication and authorization shared by every REST surface."""
+from .keys import (
+    DEFAULT_SCOPES,
+    SCOPES,
+    AuthFailure,
+    AuthFailureReason,
+    AuthResult,
+    KeyRevoked,
+    UnknownScope,
+    authenticate_pair,
+    authenticate_secret,
+    create_key,
+    find_key,
+    has_scope,
+    normalize_scopes,
+    revoke_key,
+    rotate_key,
+)
+
+__all__ = [
+    "DEFAULT_SCOPES",
+    "SCOPES",
+    "AuthFailure",
+    "AuthFailureReason",
+    "AuthResult",
+    "KeyRevoked",
+    "UnknownScope",
+    "authenticate_pair",
+    "authenticate_secret",
+    "create_key",
+    "find_key",
+    "has_scope",
+    "normalize_scopes",
+    "revoke_key",
+    "rotate_key",
+]

@@ -1,0 +1,77 @@
+"""Agents: the bots a call is handed to, known to clients by an internal key.
+
+Clients name an agent by its key (``akylai``), never by the provider's
+identifier: which driver serves it, and with which reference, stays ours.
+"""
+from __future__ import annotations
+
+import re
+
+from peewee import AutoField, BooleanField, CharField, ForeignKeyField, TextField
+
+from .accounts import Account
+from .db import BaseModel
+from .fields import UTCDateTimeField, utcnow
+from .validators import check_slug, check_socket_url
+
+AGENT_TYPES = ("inbound", "outbound")
+# websocket: our bot protocol to ``driver_ref``, a ws(s):// URL;
+# elevenlabs: ElevenLabs Conversational AI, ``driver_ref`` is the ElevenLabs agent id;
+# vapi: Vapi, ``driver_ref`` is the Vapi assistant id.
+AGENT_DRIVERS = ("websocket", "elevenlabs", "vapi")
+
+_LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*\Z")  # BCP 47-ish: en, ru, hi-IN
+_PROVIDER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
+
+
+class Agent(BaseModel):
+    id = AutoField()
+    # Indexed through the unique (account, key) index, which leads with it.
+    account = ForeignKeyField(Account, backref="agents", index=False)
+    key = CharField(max_length=64)  # internal key, unique per account, e.g. "akylai"
+    name = CharField(max_length=255)
+    language = CharField(max_length=16, default="en")
+    agent_type = CharField(max_length=16, default="outbound")
+    driver = CharField(max_length=16, default="websocket")
+    driver_ref = TextField()  # socket URL, ElevenLabs agent id or Vapi assistant id
+    active = BooleanField(default=True)
+    created_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "agents"
+        indexes = ((("account", "key"), True),)
+
+
+def clean_agent_fields(
+    *, key: str, name: str, language: str, agent_type: str, driver: str, driver_ref: str | None
+) -> dict:
+    """Validate an agent's fields; return them cleaned, or raise ``ValueError``."""
+    key = check_slug(key, "agent key")
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("the agent name is empty")
+    if len(name) > 255:
+        raise ValueError("the agent name is longer than 255 characters")
+    if not isinstance(language, str) or not _LANGUAGE_RE.match(language) or len(language) > 16:
+        raise ValueError(f"language {language!r} is invalid; expected a code such as en, ru or hi-IN")
+    if agent_type not in AGENT_TYPES:
+        raise ValueError(f"agent type {agent_type!r} is invalid; expected one of {', '.join(AGENT_TYPES)}")
+    if driver not in AGENT_DRIVERS:
+        raise ValueError(f"driver {driver!r} is invalid; expected one of {', '.join(AGENT_DRIVERS)}")
+    if driver_ref is None or not driver_ref.strip():
+        what = {"websocket": "a ws:// or wss:// URL", "elevenlabs": "the ElevenLabs agent id",
+                "vapi": "the Vapi assistant id"}[driver]
+        raise ValueError(f"the {driver} driver needs a reference: {what}")
+    driver_ref = driver_ref.strip()
+    if driver == "websocket":
+        driver_ref = check_socket_url(driver_ref, "the websocket driver's URL")
+    elif not _PROVIDER_ID_RE.match(driver_ref):
+        raise ValueError(f"{driver} id {driver_ref!r} is invalid")
+    return {
+        "key": key,
+        "name": name,
+        "language": language,
+        "agent_type": agent_type,
+        "driver": driver,
+        "driver_ref": driver_ref,
+    }
