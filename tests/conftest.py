@@ -12,11 +12,7 @@ deselects them) and are skipped when the server is unreachable, except with
 """
 from __future__ import annotations
 
-from gevent import monkey
-
-monkey.patch_all()  # as `voicegw` does: sockets, threading.local (one DB connection per greenlet)
-
-import os  # noqa: E402
+import os
 import secrets
 
 import psycopg2

@@ -93,9 +93,15 @@ def test_unknown_carrier_gateway_fails_without_a_channel(database, sim, account)
 def test_transfer_moves_the_channel_into_the_dialplan(controller, sim, account):
     call = controller.originate(account.id, "+15550100001", CALLER)
     controller.wait_status(call.uuid, [Status.IN_PROGRESS], 5)
-    controller.transfer(call.uuid, "1000", "default")
+    controller.transfer(call.uuid, "1000")
     sim.wait_for(lambda: sim.channels[call.uuid].destination_number == "1000", timeout=5)
-    assert "transfer_history" in sim.channels[call.uuid].variables
+    assert "/gateway_transfer/XML" in sim.channels[call.uuid].variables["transfer_history"]
+    controller.transfer(call.uuid, "sip:alice@pbx.example.com")
+    sim.wait_for(lambda: sim.channels[call.uuid].destination_number == "sip_uri", timeout=5)
+    assert sim.channels[call.uuid].variables["gateway_transfer_uri"] == "sip:alice@pbx.example.com"
+    with pytest.raises(CallError) as bad:
+        controller.transfer(call.uuid, "1000,user/evil")
+    assert bad.value.code == 400
     controller.hangup(call.uuid)
     controller.wait_status(call.uuid, FINAL, 5)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ from peewee import IntegrityError
 
 from gateway.calls import store
 from gateway.calls.dialstring import check_dialable, originate_command
+from gateway.dialplan_names import DIALPLAN, TRANSFER_CONTEXT, transfer_target
 from gateway.calls.states import (
     FINAL, LIVE, CallView, EndReason, Status, Transition, next_transition, originate_failed,
 )
@@ -74,6 +76,8 @@ class LiveCall:
 
 Listener = Callable[[str, Transition], None]
 
+RECENTLY_ENDED = 10_000
+
 
 class CallController:
     """Owns every node connection of this process and the calls placed through it."""
@@ -92,6 +96,11 @@ class CallController:
         self.inbox: Queue = Queue()
         self.live: dict[str, LiveCall] = {}
         self.jobs: dict[str, str] = {}  # originate Job-UUID → call uuid
+        self.recently_ended: OrderedDict[str, Status] = OrderedDict()  # spares waiters a DB read
+        # Run inside the transaction that writes a batch of status changes (the webhook
+        # outbox lives here); DB writes only, and an exception rolls the batch back.
+        self.transaction_hooks: list[Callable[[list[store.Change]], None]] = []
+        # Run after the commit, on the worker: must not block.
         self.listeners: list[Listener] = []
         self.nodes: dict[str, Node] = {
             cfg.name: Node(cfg.name, cfg.host, cfg.port, cfg.password,
@@ -213,13 +222,17 @@ class CallController:
     def hangup(self, call_uuid: str, cause: str = "NORMAL_CLEARING") -> None:
         self._api(call_uuid, f"uuid_kill {call_uuid} {cause}", {"command": "hangup", "cause": cause})
 
-    def transfer(self, call_uuid: str, extension: str, context: str, variables: dict[str, str] | None = None) -> None:
-        """Blind transfer into the dialplan (``uuid_transfer <uuid> <ext> XML <context>``)."""
-        check_dialable(extension)
-        for name, value in (variables or {}).items():
+    def transfer(self, call_uuid: str, destination: str) -> None:
+        """Blind transfer to a PSTN number, an extension or a SIP URI, through the shipped
+        transfer context (``dialplan/gateway_transfer.xml``)."""
+        try:
+            extension, variables = transfer_target(destination)
+        except ValueError as exc:
+            raise CallError(str(exc), code=400) from None
+        for name, value in variables.items():
             self._api(call_uuid, f"uuid_setvar {call_uuid} {name} {value}", {"command": "setvar", "name": name})
-        self._api(call_uuid, f"uuid_transfer {call_uuid} {extension} XML {context}",
-                  {"command": "transfer", "destination": extension, "context": context})
+        self._api(call_uuid, f"uuid_transfer {call_uuid} {extension} {DIALPLAN} {TRANSFER_CONTEXT}",
+                  {"command": "transfer", "destination": destination})
 
     def start_stream(self, call_uuid: str, url: str, mix: str = "mono", rate: str = "8k", metadata: str = "") -> None:
         """Fork the call's audio to ``url`` with mod_audio_stream."""
@@ -245,6 +258,9 @@ class CallController:
             while True:
                 live = self.live.get(call_uuid)
                 if live is None:
+                    ended = self.recently_ended.get(call_uuid)
+                    if ended is not None:
+                        return ended
                     status = Status(Call.get_by_id(call_uuid).status)
                     if status in wanted or status in FINAL:
                         return status
@@ -303,7 +319,7 @@ class CallController:
             elif kind == "link_up":
                 _, node, generation = item
                 self._reconcile(node, generation, changes)
-        store.apply(changes, logs)
+        self._write(changes, logs)
         for call_uuid, _, _, transition in changes:
             live = self.live.get(call_uuid)
             if live is not None:
@@ -311,6 +327,9 @@ class CallController:
                 live.changed.set()
                 if transition.to_status in FINAL:
                     del self.live[call_uuid]
+                    self.recently_ended[call_uuid] = transition.to_status
+                    if len(self.recently_ended) > RECENTLY_ENDED:
+                        self.recently_ended.popitem(last=False)
                     if live.job_uuid:
                         self.jobs.pop(live.job_uuid, None)
             for listener in self.listeners:
@@ -318,6 +337,20 @@ class CallController:
                     listener(call_uuid, transition)
                 except Exception:
                     logger.exception("call listener failed")
+
+    def _write(self, changes: list, logs: list, attempts: int = 8) -> None:
+        """Commit a batch, retrying while the database is unavailable (events keep
+        queueing meanwhile); the in-memory state has already moved on, so giving up
+        is the last resort, and loud."""
+        for attempt in range(attempts):
+            try:
+                store.apply(changes, logs, self.transaction_hooks)
+                return
+            except Exception:
+                logger.exception("writing %d call changes failed (attempt %d)", len(changes), attempt + 1)
+                gevent.sleep(min(0.1 * 2 ** attempt, 5.0))
+        logger.critical("dropped %d call changes after %d attempts: %s", len(changes), attempts,
+                        [(uuid, t.to_status.value) for uuid, _, _, t in changes])
 
     def _on_event(self, event: Event, changes: list) -> None:
         name = event.name

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
+from typing import Callable, Iterable
 
 from gateway.calls.states import FINAL, Status, Transition
 from gateway.models import Call, CallEvent, database, utcnow
@@ -68,9 +69,12 @@ def log_entry(call_uuid: str, seq: int, kind: str, detail: dict, status: str | N
             "detail": detail, "at": utcnow()}
 
 
-def apply(changes: list[tuple[str, str, int, Transition]], logs: list[dict] = ()) -> None:
-    """Apply ``(uuid, from_status, seq, transition)`` changes and append ``logs`` entries,
-    all in one transaction."""
+Change = tuple[str, str, int, Transition]  # (call uuid, from status, log seq, transition)
+
+
+def apply(changes: list[Change], logs: list[dict] = (), hooks: Iterable[Callable[[list[Change]], None]] = ()) -> None:
+    """Apply the changes, append the ``logs`` entries, and run ``hooks`` (writes that must
+    commit with the status change, such as the webhook outbox), all in one transaction."""
     if not changes and not logs:
         return
     db = database.obj
@@ -80,6 +84,9 @@ def apply(changes: list[tuple[str, str, int, Transition]], logs: list[dict] = ()
         entries = [status_entry(*change) for change in changes] + list(logs)
         entries.sort(key=lambda entry: (entry["call"], entry["seq"]))
         CallEvent.insert_many(entries).execute()
+        if changes:
+            for hook in hooks:
+                hook(changes)
 
 
 def next_seq(call_uuid: str) -> int:
