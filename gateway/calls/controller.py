@@ -30,9 +30,11 @@ from peewee import IntegrityError
 
 from gateway.calls import store
 from gateway.calls.dialstring import check_dialable, originate_command
+from gateway import dialplan_names as names
 from gateway.dialplan_names import DIALPLAN, TRANSFER_CONTEXT, transfer_target
+from gateway.calls.inbound import route_inbound
 from gateway.calls.states import (
-    FINAL, LIVE, CallView, EndReason, Status, Transition, next_transition, originate_failed,
+    FINAL, LIVE, CallView, EndReason, Status, Transition, event_time, next_transition, originate_failed,
 )
 from gateway.esl.connection import CommandFailed, CommandTimeout, LinkDown
 from gateway.esl.node import Node
@@ -303,7 +305,7 @@ class CallController:
         for item in batch:
             kind = item[0]
             if kind == "event":
-                self._on_event(item[2], changes)
+                self._on_event(item[1], item[2], changes)
             elif kind == "failed":
                 _, call_uuid, body, why = item
                 live = self.live.get(call_uuid)
@@ -352,7 +354,7 @@ class CallController:
         logger.critical("dropped %d call changes after %d attempts: %s", len(changes), attempts,
                         [(uuid, t.to_status.value) for uuid, _, _, t in changes])
 
-    def _on_event(self, event: Event, changes: list) -> None:
+    def _on_event(self, node: Node, event: Event, changes: list) -> None:
         name = event.name
         if name == "BACKGROUND_JOB":
             call_uuid = self.jobs.get(event.get("Job-UUID") or "")
@@ -363,11 +365,47 @@ class CallController:
             return
         live = self.live.get(event.unique_id or "")
         if live is None:
+            if name == "CHANNEL_PARK" and event.get(f"variable_{names.VAR_DIRECTION}") == names.DIRECTION_INBOUND:
+                self._accept_inbound(node, event, changes)
             return
         if name == "CHANNEL_CREATE":
             live.channel_seen = True
             return
         self._transition(live, next_transition(live.view(), event), changes)
+
+    def _accept_inbound(self, node: Node, event: Event, changes: list) -> None:
+        """A call the dialplan parked for us: record it, then answer it or refuse it.
+
+        The Call row is created here, on the worker, so it is in place before the
+        CHANNEL_ANSWER that our ``uuid_answer`` causes is applied."""
+        call_uuid = event.unique_id
+        if not call_uuid or Call.get_or_none(Call.uuid == call_uuid) is not None:
+            return  # a re-delivered park (e.g. after a transfer back to the gateway)
+        did = event.get(f"variable_{names.VAR_DID}") or event.get("Caller-Destination-Number") or ""
+        variables = {var: event.get(f"variable_{var}") for var in names.CHANNEL_VARIABLES}
+        route = route_inbound(did, variables)
+        if route.reject_cause:
+            logger.info("inbound call %s to %s refused: %s", call_uuid, did, route.reject_cause)
+            gevent.spawn(self._inbound_command, node, f"uuid_kill {call_uuid} {route.reject_cause}")
+            return
+        Call.create(
+            uuid=call_uuid, account=route.account_id, direction="inbound", node=node.name,
+            from_number=event.get("Caller-Caller-ID-Number") or "", to_number=did,
+            caller_id_name=event.get("Caller-Caller-ID-Name") or "",
+            socket_url=route.socket_url, webhook_url=route.webhook_url,
+        )
+        live = LiveCall(call_uuid, node.name, channel_seen=True, generation=node.generation)
+        self.live[call_uuid] = live
+        self._transition(live, Transition(Status.RINGING, event_time(event), "CHANNEL_PARK",
+                                          detail={"note": "inbound call parked by the dialplan", "did": did}), changes)
+        gevent.spawn(self._inbound_command, node, f"uuid_answer {call_uuid}")
+
+    @staticmethod
+    def _inbound_command(node: Node, command: str) -> None:
+        try:
+            node.api(command)
+        except (LinkDown, CommandTimeout, CommandFailed) as exc:
+            logger.warning("inbound call: %s failed: %s", command, exc)
 
     def _transition(self, live: LiveCall, transition: Transition | None, changes: list) -> None:
         if transition is None:

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 # event we do not need is work on the reader.  CUSTOM subclasses must come last, since
 # every word after CUSTOM is read as a subclass name.
 CALL_EVENTS = (
-    "CHANNEL_CREATE CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_ANSWER CHANNEL_BRIDGE "
+    "CHANNEL_CREATE CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_ANSWER CHANNEL_PARK CHANNEL_BRIDGE "
     "CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE CHANNEL_EXECUTE_COMPLETE BACKGROUND_JOB DTMF "
     "PLAYBACK_START PLAYBACK_STOP RECORD_START RECORD_STOP "
     "CUSTOM mod_audio_stream::connect mod_audio_stream::disconnect mod_audio_stream::error "

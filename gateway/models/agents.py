@@ -41,6 +41,14 @@ class Agent(BaseModel):
         table_name = "agents"
         indexes = ((("account", "key"), True),)
 
+    @property
+    def media_target(self) -> str:
+        """The ``socket_url`` form the media bridge connects this agent's calls to:
+        its WebSocket URL, or ``elevenlabs&<agent id>`` / ``vapi&<assistant id>``."""
+        if self.driver == "websocket":
+            return self.driver_ref
+        return f"{self.driver}&{self.driver_ref}"
+
 
 def clean_agent_fields(
     *, key: str, name: str, language: str, agent_type: str, driver: str, driver_ref: str | None
