@@ -87,7 +87,7 @@ class CallController:
     def __init__(
         self,
         nodes: Iterable,
-        carrier_gateway: str = "carrier",
+        carrier_gateway: str = "carrier",  # used when FreeSWITCH has no gateway_carrier global
         originate_timeout: int = 60,
         command_timeout: float = 5.0,
         batch_size: int = 500,
@@ -180,8 +180,10 @@ class CallController:
         live = LiveCall(call.uuid, node.name, job_uuid=job_uuid, generation=node.generation)
         self.live[call.uuid] = live
         self.jobs[job_uuid] = call.uuid
+        # The carrier trunk is named once, in FreeSWITCH's vars.xml (read on connect).
+        carrier = node.globals.get(names.GLOBAL_CARRIER) or self.carrier_gateway
         command = originate_command(
-            call.uuid, f"sofia/gateway/{self.carrier_gateway}/{call.to_number}",
+            call.uuid, f"sofia/gateway/{carrier}/{call.to_number}",
             call.from_number, call.caller_id_name, timeout or self.originate_timeout,
         )
         try:
@@ -318,6 +320,11 @@ class CallController:
                     logs.append(store.log_entry(call_uuid, live.take_seq(), log_kind, detail, live.status.value))
                 else:
                     self._log_unowned(call_uuid, log_kind, detail)
+            elif kind == "gone":
+                _, gone, now = item
+                for live, call in gone:
+                    if self.live.get(live.uuid) is live and live.status not in FINAL:
+                        self._transition(live, self._gone(live, call, now), changes)
             elif kind == "link_up":
                 _, node, generation = item
                 self._reconcile(node, generation, changes)
@@ -436,12 +443,20 @@ class CallController:
         if not node.wait_connected(node.command_timeout) or node.generation != generation:
             return  # this link died already; the next one brings its own reconciliation
         try:
+            node.globals[names.GLOBAL_CARRIER] = node.api(f"global_getvar {names.GLOBAL_CARRIER}").strip()
+        except CommandFailed:  # unset: FreeSWITCH answers "-ERR no reply"
+            node.globals.pop(names.GLOBAL_CARRIER, None)
+        except (LinkDown, CommandTimeout) as exc:
+            logger.warning("reconcile %s: %s", node.name, exc)
+            return
+        try:
             reply = node.api("show channels as json")
         except (LinkDown, CommandTimeout, CommandFailed) as exc:
             logger.warning("reconcile %s: %s", node.name, exc)
             return
         channels = {row.get("uuid"): row for row in json.loads(reply).get("rows", [])}
         now = datetime.now(timezone.utc)
+        gone: list[tuple[LiveCall, Call]] = []
         rows = Call.select().where(Call.node == node.name, Call.status.in_([s.value for s in LIVE]))
         for call in rows:
             live = self.live.get(call.uuid)
@@ -457,12 +472,16 @@ class CallController:
             live.generation = generation
             row = channels.get(call.uuid)
             if row is None:
-                self._transition(live, self._gone(live, call, now), changes)
+                gone.append((live, call))
             elif row.get("callstate") == "ACTIVE" and live.status is not Status.IN_PROGRESS:
                 live.channel_seen = True
                 self._transition(live, Transition(
                     Status.IN_PROGRESS, now, "reconcile", detail={"note": "answered while the ESL link was down"}),
                     changes)
+        if gone:
+            # Behind every event already received: a channel that just hung up still gets
+            # its real CHANNEL_HANGUP_COMPLETE applied first; only the silent ones are closed.
+            self.inbox.put(("gone", gone, now))
 
     @staticmethod
     def _gone(live: LiveCall, call: Call, now: datetime) -> Transition:

@@ -57,6 +57,7 @@ class Node:
         self.command_timeout = command_timeout
         self.max_backoff = max_backoff
         self.link: ESLLink | None = None
+        self.globals: dict[str, str] = {}  # FreeSWITCH global variables read on connect
         self.connected = Flag()
         self.generation = 0  # bumps on each successful connect
         self.last_error: str | None = None
