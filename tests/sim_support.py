@@ -184,9 +184,10 @@ def compare_headers(expected: CapturedEvent, got: CapturedEvent, excluded) -> li
         problems.append(f"{expected.label()}: unexpected {extra}")
     if not missing and not extra:
         common = [n for n in want if n in have]
-        for i, (a, b) in enumerate(zip(common, [n for n in have if n in want])):
+        mine = [n for n in have if n in want]
+        for i, (a, b) in enumerate(zip(common, mine)):
             if a != b:
                 problems.append(f"{expected.label()}: order differs at {i}: want {a!r} got {b!r}: "
-                                f"want {common[max(0, i - 2):i + 4]} got {[n for n in have if n in want][max(0, i - 2):i + 4]}")
+                                f"want {common[max(0, i - 2):i + 4]} got {mine[max(0, i - 2):i + 4]}")
                 break
     return problems

@@ -125,11 +125,21 @@ def test_refused_originate(run, scenario, outcome):
     r = run(outcomes={"1234": outcome})
     assert r.cmd(command).reply_text.startswith("+OK Job-UUID: ")
     job = r.events.wait_event("BACKGROUND_JOB")
-    assert job.body == "-ERR " + {486: "USER_BUSY", 603: "CALL_REJECTED", 404: "UNALLOCATED_NUMBER",
-                                  503: "NORMAL_TEMPORARY_FAILURE", 408: "RECOVERY_ON_TIMER_EXPIRE"}[outcome.final] + "\n"
+    causes = {486: "USER_BUSY", 603: "CALL_REJECTED", 404: "UNALLOCATED_NUMBER", 503: "NORMAL_TEMPORARY_FAILURE",
+              408: "RECOVERY_ON_TIMER_EXPIRE"}
+    assert job.body == f"-ERR {causes[outcome.final]}\n"
     assert_same_as_capture(scenario, r, uuid)
     captured_job = next(e for e in capture_events(scenario) if e.name == "BACKGROUND_JOB")
     assert compare_headers(captured_job, job, excluded) == []
+
+
+def test_refused_api_originate(run):
+    scenario = "sip_originate_busy_486_api"
+    command = originate_command(scenario)
+    uuid = origination_uuid(command)
+    r = run(outcomes={"1234": Outcome(final=486, provisional=None)})
+    assert r.cmd(command).text == "-ERR USER_BUSY\n"
+    assert_same_as_capture(scenario, r, uuid)
 
 
 def test_no_answer_timeout(run):
@@ -247,7 +257,8 @@ def test_midcall_transfer(run):
         assert r.api(f"uuid_transfer {uuid} 9196 XML public") == "+OK\n"
         r.wait("CHANNEL_EXECUTE", uuid, count=5)
 
-    r, uuid = midcall(run, "midcall_transfer_to_9196", steps, routes={("public", "9196"): [("answer", ""), ("echo", "")]})
+    routes = {("public", "9196"): [("answer", ""), ("echo", "")]}
+    r, uuid = midcall(run, "midcall_transfer_to_9196", steps, routes=routes)
     unpark = r.events.wait_event("CHANNEL_UNPARK", uuid)
     assert unpark.get("Caller-Destination-Number") == "9196"
     assert unpark.get("Caller-Context") == "public"

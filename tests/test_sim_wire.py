@@ -15,8 +15,8 @@ import pytest
 from gevent import socket
 
 from gateway.esl.protocol import DISCONNECT_GOODBYE, MessageReader
-from gateway.simulator import Outcome, Simulator
-from sim_support import CAPTURES, CapturedEvent, RawClient, capture_control, capture_events
+from gateway.simulator import Simulator
+from sim_support import CAPTURES, CapturedEvent, RawClient, capture_control
 
 GOODBYE = (b"Content-Type: text/disconnect-notice\nContent-Length: 67\n\n" + DISCONNECT_GOODBYE.encode())
 
@@ -264,8 +264,9 @@ def test_linger_notice_then_events_then_close(sim, client):
     assert c.command("linger 1").reply_text == "+OK will linger 1 seconds"
     ctl.api(f"uuid_kill {uuid}")
     assert_eof(c)
-    assert (b"Content-Type: text/disconnect-notice\nControlled-Session-UUID: %s\nContent-Disposition: linger\n"
-            b"Channel-Name: sofia/external/15551230000\nLinger-Time: 1\nContent-Length: 0\n\n" % uuid.encode()) in bytes(c.wire)
+    notice = (b"Content-Type: text/disconnect-notice\nControlled-Session-UUID: %s\nContent-Disposition: linger\n"
+              b"Channel-Name: sofia/external/15551230000\nLinger-Time: 1\nContent-Length: 0\n\n" % uuid.encode())
+    assert notice in bytes(c.wire)
 
 
 def test_api_blocks_the_connection(sim, client):
@@ -351,6 +352,7 @@ def test_greenswitch_inbound_client(sim):
 
 # -- the captured edge replies, replayed byte for byte ----------------------------------------------
 
+JOB_REPLY = re.compile(r"Content-Type: command/reply\nReply-Text: \+OK Job-UUID: (\S+)\nJob-UUID: \S+\n\n")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -407,8 +409,7 @@ def test_replay_esl_edge_replies():
                 cursor[conn] += 1
                 got_raw = (bytes("".join(f"{k}: {v}\n" for k, v in got.headers.items()) + "\n", "utf-8") + got.body
                            ).decode()
-                match = re.fullmatch(r"Content-Type: command/reply\nReply-Text: \+OK Job-UUID: (\S+)\nJob-UUID: \S+\n\n",
-                                     raw)
+                match = JOB_REPLY.fullmatch(raw)
                 if match:
                     mine = got.headers.get("Job-UUID", "")
                     job_map[mine] = match.group(1)
@@ -478,3 +479,23 @@ def test_replay_encoding_special_chars():
             c.close()
     finally:
         sim.stop()
+
+
+def test_segmented_encoding_equals_whole_encoding(sim, client):
+    """The simulator encodes channel events in reusable segments; the bytes must be those
+    of the protocol module's encoders applied to the whole header list."""
+    from gateway.esl.protocol import encode_json_event, encode_plain_event, frame_event
+
+    captured = []
+    sim.core.listeners.append(type("Spy", (), {"wants": lambda self, n, s: True,
+                                               "deliver": lambda self, e: captured.append(e)})())
+    c = client()
+    uuid = c.api("originate {origination_caller_id_name='A \"b\" ,c é'}sofia/gateway/carrier/15551230001 &park()").split()[1]
+    c.api(f"uuid_setvar {uuid} odd %ZZ 100% %0A\ttab")
+    c.api(f"uuid_kill {uuid}")
+    sim.wait_gone(uuid)
+    channel_events = [e for e in captured if e.segments is not None]
+    assert len(channel_events) > 20
+    for event in channel_events:
+        assert event.framed("plain") == frame_event(encode_plain_event(event.headers, event.body), "plain")
+        assert event.framed("json") == frame_event(encode_json_event(event.headers, event.body), "json")

@@ -293,12 +293,14 @@ AUDIO_STREAM_USAGE = ("-USAGE: <uuid> [start | stop | send_text | pause | resume
 
 @command("uuid_audio_stream")
 def uuid_audio_stream(sim, args):
-    """mod_audio_stream's API.  Only its replies for an unknown channel or a channel with
-    no stream are modelled here (no WebSocket is opened): ``-ERR Operation Failed``."""
-    argv = args.split()
-    if len(argv) < 2:
-        return AUDIO_STREAM_USAGE
-    return "-ERR Operation Failed\n"
+    """mod_audio_stream's API, run by ``audio_stream.py`` (a real WebSocket); without that
+    module only the replies for a missing stream are given (``-ERR Operation Failed``)."""
+    try:
+        from . import audio_stream
+    except ImportError:
+        argv = args.split()
+        return AUDIO_STREAM_USAGE if len(argv) < 2 else "-ERR Operation Failed\n"
+    return audio_stream.api(sim, args)
 
 
 @command("uuid_dump")
@@ -327,7 +329,8 @@ def status(sim, args):
             f"FreeSWITCH (Version {FS_VERSION_LONG}) is ready\n"
             f"{s['since_startup']} session(s) since startup\n"
             f"{s['count']} session(s) - peak {s['peak']}, last 5min {s['peak_5min']} \n"
-            f"{s['per_sec']} session(s) per Sec out of max 30, peak {s['per_sec_peak']}, last 5min {s['per_sec_5min']} \n"
+            f"{s['per_sec']} session(s) per Sec out of max 30, peak {s['per_sec_peak']}, "
+            f"last 5min {s['per_sec_5min']} \n"
             f"1000 session(s) max\n"
             f"min idle cpu 0.00/99.00\n"
             f"Current Stack Size/Max 240K/8192K\n")
@@ -392,7 +395,9 @@ def channel_row(sim, ch) -> dict[str, str]:
     return {
         "uuid": ch.uuid, "direction": ch.direction, "created": date_local(p.times.created),
         "created_epoch": str(p.times.created // 1_000_000), "name": ch.name, "state": ch.running_state,
-        "cid_name": p.caller_id_name, "cid_num": p.caller_id_number, "ip_addr": p.network_addr,
+        "cid_name": p.caller_id_name, "cid_num": p.caller_id_number,
+        # the row keeps the address of the profile it was written with (a transfer rewrites it)
+        "ip_addr": p.network_addr if p.profile_index > 1 else first.network_addr,
         "dest": p.destination_number, "application": ch.current_app or "",
         "application_data": ch.current_app_data or "", "dialplan": p.dialplan, "context": p.context,
         "read_codec": codec.name if codec else "", "read_rate": str(codec.rate) if codec else "",

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 import time
 
-import gevent
-
 from .causes import str2cause
 from .originate import split_args
 
@@ -95,17 +93,24 @@ def info(s, arg):
 
 @app("sleep")
 def sleep(s, arg):
+    """``switch_ivr_sleep``: queued messages still run meanwhile."""
     try:
         ms = int(arg.strip() or "0")
     except ValueError:
         ms = 0
-    s.wait(ms / 1000.0)
+    deadline = time.monotonic() + ms / 1000.0
+    while s.wait(max(0.0, deadline - time.monotonic()), messages=True) == "message":
+        s.process_one()
 
 
 @app("echo")
 def echo(s, arg):
+    """Until hangup, transfer or break; queued messages run meanwhile."""
     while True:
-        why = s.wait(dtmf=True)
+        why = s.wait(dtmf=True, messages=True)
+        if why == "message":
+            s.process_one()
+            continue
         if why == "dtmf":
             s.dtmf_queue.clear()
             continue

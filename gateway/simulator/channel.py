@@ -178,9 +178,6 @@ class Channel:
         self.initial_profile = copy.copy(profile)
         self.session = None
         self.profile_visible = True
-        self._vars_version = 0
-        self._vars_cache: dict = {}
-        self._profile_cache: dict = {}
         self.running_state = "CS_NEW"
         self.state_number = 0
         self.callstate = "DOWN"
@@ -208,7 +205,6 @@ class Channel:
 
     # -- variables ------------------------------------------------------------------------
     def set_var(self, name: str, value: str | None) -> None:
-        self._vars_version += 1
         self.variables.pop(name, None)
         if value is not None and value != "":
             self.variables[name] = str(value)
@@ -294,12 +290,12 @@ class Channel:
         the next: [pre + basic data] [caller profile] [variables] [post]."""
         basic = list(pre) + self.basic_headers()
         profile = self.profile.headers("Caller") if self.profile_visible else []
-        segments = [basic, (profile, (self._profile_cache, tuple(v for _, v in profile)))]
+        segments = [basic, (profile, True)]
         if self.other is not None:
             basic_tail = [("Other-Type", self.other[0])] + self.other[1].headers("Other-Leg")
             segments.append((basic_tail, None))
         if (name in EXTENDED) if extended is None else extended:
-            segments.append((self.var_headers(), (self._vars_cache, self._vars_version)))
+            segments.append((self.var_headers(), True))
         segments.append((list(post), None))
         return segments
 

@@ -91,20 +91,36 @@ class Event:
         return data
 
 
+_LINES: dict[str, dict[tuple[str, str], bytes]] = {"plain": {}, "json": {}}
+_LINES_MAX = 200_000
+
+
 def _segment(segment, fmt: str) -> bytes:
-    headers, cache = segment
-    if cache is not None:
-        store, key = cache
-        hit = store.get(fmt)
-        if hit is not None and hit[0] == key:
-            return hit[1]
+    """Encode one segment.  Cacheable segments (caller profile, channel variables: the
+    same pairs recur in every event of a call, and across calls) are encoded line by line
+    from a memo of (name, value) -> bytes; misses are encoded in one call of the protocol
+    module's encoder and split back into lines (an encoded plain value never holds a raw
+    LF)."""
+    headers, cacheable = segment
+    if not cacheable:
+        if fmt == "json":
+            return encode_json_event(headers)[1:-1]
+        return encode_plain_event(headers)[:-1]
+    store = _LINES[fmt]
+    misses = [pair for pair in headers if pair[1] != "" and pair not in store]
+    if misses:
+        if len(store) > _LINES_MAX:
+            store.clear()
+        if fmt == "json":
+            for pair in misses:
+                store[pair] = encode_json_event([pair])[1:-1]
+        else:
+            lines = encode_plain_event(misses)[:-1].split(b"\n")
+            for pair, line in zip(misses, lines):
+                store[pair] = line + b"\n"
     if fmt == "json":
-        data = encode_json_event(headers)[1:-1]
-    else:
-        data = encode_plain_event(headers)[:-1]
-    if cache is not None:
-        store[fmt] = (key, data)
-    return data
+        return b",".join(store[pair] for pair in headers if pair[1] != "")
+    return b"".join([store[pair] for pair in headers if pair[1] != ""])
 
 
 def _encode_xml(headers: Headers, body: str | None) -> bytes:

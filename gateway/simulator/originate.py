@@ -320,6 +320,8 @@ class Dialer:
         accepted = False
         while True:
             wakeup.clear()
+            if session.killed:
+                return None, "CRASH"
             if ch.hungup:
                 break
             t = ch.profile.times
@@ -452,9 +454,18 @@ def originate_api(sim, args: str) -> str:
     return f"+OK {session.channel.uuid}\n"
 
 
+def _switch_true(value: str | None) -> bool:
+    text = (value or "").strip().lower()
+    return text in ("yes", "on", "true", "t", "enabled", "active", "allow") or (text.isdigit() and int(text) != 0)
+
+
 def bridge_leg(session, arg: str) -> None:
-    """The ``bridge`` application (one leg, no ringback/media): CHANNEL_BRIDGE on the
-    A leg when the B leg is accepted, CHANNEL_UNBRIDGE when either hangs up."""
+    """The ``bridge`` application (one leg): CHANNEL_BRIDGE on the A leg when the B leg is
+    accepted, CHANNEL_UNBRIDGE when either side hangs up.  As mod_dptools: a failed B leg
+    sets ``originate_failed_cause``/``originate_disposition`` and hangs the A leg up with
+    its cause unless ``continue_on_fail`` allows it (without it NO_ANSWER,
+    NO_USER_RESPONSE and ORIGINATOR_CANCEL go on); after the bridge,
+    ``hangup_after_bridge`` hangs up, ``park_after_bridge`` parks, else the dialplan goes on."""
     sim = session.sim
     a = session.channel
     variables, target = parse_dial_string(arg)
@@ -464,8 +475,19 @@ def bridge_leg(session, arg: str) -> None:
     except DialError as exc:
         b_session, cause = None, exc.cause
     if b_session is None:
+        a.set_var("originate_failed_cause", cause)
         a.set_var("originate_disposition", cause)
         a.set_var("DIALSTATUS", cause)
+        setting = a.get_var("continue_on_fail")
+        if setting is None:
+            go_on = cause in ("NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL")
+        else:
+            from .causes import code
+
+            go_on = _switch_true(setting) or any(item.strip().upper() in (cause, str(code(cause)))
+                                                 for item in setting.split(","))
+        if not go_on:
+            session.hangup(cause)
         return
     b = b_session.channel
     if not a.answered:
@@ -481,19 +503,24 @@ def bridge_leg(session, arg: str) -> None:
     b.other = ("originator", a.profile)
     bridge_ids = [("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)]
     a.fire("CHANNEL_BRIDGE", pre=bridge_ids)
-    while True:
-        why = session.wait()
+    while not b.hungup:
+        why = session.wait(until=lambda: b.hungup)
         if why in ("hangup", "transfer", "park"):
             break
         if why == "break":
             session.break_requested = False
-        if b.hungup:
-            break
     a.fire("CHANNEL_UNBRIDGE", pre=bridge_ids)
     session.bridged = b_session.bridged = None
+    a.set_var("originate_disposition", "SUCCESS")
+    peer_cause = b.hangup_cause
     if not b.hungup:
-        b_session.hangup("NORMAL_CLEARING")
+        b_session.hangup(a.hangup_cause or "NORMAL_CLEARING")
     if not b_session.finished:
         b_session.finish()
         b_session.destroy()
-    a.set_var("originate_disposition", "SUCCESS")
+    if a.hungup or session.transfer_target or session.park_requested:
+        return
+    if _switch_true(a.get_var("park_after_bridge")):
+        session.park_requested = True
+    elif _switch_true(a.get_var("hangup_after_bridge")):
+        session.hangup(peer_cause or "NORMAL_CLEARING")

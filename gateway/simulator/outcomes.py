@@ -1,33 +1,27 @@
 """What the far end does with an outbound call, chosen from the dialled number.
 
-The rule (by the **last three digits** of the dialled number, i.e. ``<number>`` in
-``sofia/gateway/<gw>/<number>``, ``<user>`` in ``sofia/<profile>/<user>@<host>`` and
-``<ext>`` in ``user/<ext>``; a number with fewer than three digits never matches a code):
+The rule looks at the **last three digits** of the dialled number: ``<number>`` in
+``sofia/gateway/<gw>/<number>``, ``<user>`` in ``sofia/<profile>/<user>@<host>``, ``<ext>`` in
+``user/<ext>`` (non-digits are ignored; fewer than three digits never match a code).
 
-======  ==================================================================  =========================================
-ending  far end                                                             result (Hangup-Cause / originate reply)
-======  ==================================================================  =========================================
-486     100 Trying, then 486 Busy Here                                      USER_BUSY (17), sip_term_status 486
-603     100 Trying, then 603 Decline                                        CALL_REJECTED (21), sip_term_status 603
-404     100 Trying, then 404 Not Found                                      UNALLOCATED_NUMBER (1), 404
-480     180 Ringing, never answers; FreeSWITCH CANCELs at originate_timeout NO_ANSWER (19), send_cancel
-        (``originate_timeout`` var or the API timeout argument, default 60 s)
-503     unreachable: no response at all, the transaction fails at once    NORMAL_TEMPORARY_FAILURE (41), local 503
-        (as when the host sends ICMP port unreachable)
-408     no response at all: SIP timer B fires after 32 s, or               RECOVERY_ON_TIMER_EXPIRE (102), local 408;
-        originate_timeout first if it is shorter                           NO_ANSWER if the timeout came first
-487     180 Ringing, then 487 Request Terminated                            ORIGINATOR_CANCEL (487)
-183     183 Session Progress with SDP (early media) at once, 200 OK after  +OK on the 183 (unless ignore_early_media=true,
-        the answer delay                                                    then +OK on the 200)
-200     180 Ringing, 200 OK after the answer delay, then the far end hangs  answered; NORMAL_CLEARING, recv_bye
-        up (BYE) ``remote_hangup_delay`` seconds later (default 1 s)
-other   180 Ringing, 200 OK after the answer delay (``answer_delay``,       answered; stays up until hung up
-        default 0.1 s, 0 allowed)
-======  ==================================================================  =========================================
+| ends in | the far end | the call (Hangup-Cause, q850; originate reply) |
+|---------|-------------|-----------------------------------------------|
+| `486` | 100 Trying, then 486 Busy Here | `USER_BUSY` (17), sip_term_status 486, recv_refuse; `-ERR USER_BUSY` |
+| `603` | 100 Trying, then 603 Decline | `CALL_REJECTED` (21), 603; `-ERR CALL_REJECTED` |
+| `404` | 100 Trying, then 404 Not Found | `UNALLOCATED_NUMBER` (1), 404; `-ERR UNALLOCATED_NUMBER` |
+| `487` | 180 Ringing, then 487 Request Terminated | `ORIGINATOR_CANCEL` (q850 16), 487; `-ERR ORIGINATOR_CANCEL` |
+| `480` | 180 Ringing, never answers; FreeSWITCH sends CANCEL at the originate timeout (`originate_timeout` variable, else the API's timeout argument, else 60 s) | `NO_ANSWER` (19), send_cancel; `-ERR NO_ANSWER` |
+| `503` | unreachable: no response at all, the INVITE fails at once (as on ICMP port unreachable) | `NORMAL_TEMPORARY_FAILURE` (41), local 503; `-ERR NORMAL_TEMPORARY_FAILURE` |
+| `408` | no response at all: SIP timer B fires after 32 s, unless the originate timeout is shorter | `RECOVERY_ON_TIMER_EXPIRE` (102), local 408 (or `NO_ANSWER` when the timeout comes first) |
+| `183` | 183 Session Progress with SDP (early media) at once, 200 OK after the answer delay | originate returns `+OK <uuid>` on the 183, or on the 200 with `ignore_early_media=true` |
+| `200` | 180 Ringing, 200 OK after the answer delay, then hangs up (BYE) `remote_hangup_delay` seconds later (default 1 s) | answered, then `NORMAL_CLEARING` with recv_bye |
+| anything else | 180 Ringing, then 200 OK after the answer delay (`answer_delay`, default 0.1 s, 0 allowed) | answered; up until someone hangs up |
 
-Refusals (486/603/404/487) come ``answer_delay`` seconds after the INVITE.  Tests override
-any number with ``Simulator.set_outcome(number, Outcome(...))``.  ``loopback/`` calls are not
-covered by this rule: their B leg runs the dialplan, and the A leg follows it.
+Refusals (486, 603, 404, 487) come ``answer_delay`` after the INVITE.  A test overrides any
+number with ``Simulator.set_outcome(number, Outcome(...))``.  ``loopback/`` calls do not use
+this rule: their B leg runs the dialplan and the A leg follows it; ``error/<cause>`` fails
+at once with that cause and no channel; an unknown ``sofia/gateway/<gw>`` fails with
+``INVALID_GATEWAY`` and no channel.
 """
 
 from __future__ import annotations

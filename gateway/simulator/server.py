@@ -97,9 +97,9 @@ class Listener:
         """The disconnect notice, then close at once (greenswitch does not read its body)."""
         if self.session_uuid:
             data = text.encode("utf-8")
-            self.write(b"Content-Type: text/disconnect-notice\nControlled-Session-UUID: %s\n"
-                       b"Content-Disposition: disconnect\nContent-Length: %d\n\n" % (self.session_uuid.encode(), len(data))
-                       + data)
+            head = (b"Content-Type: text/disconnect-notice\nControlled-Session-UUID: %s\n"
+                    b"Content-Disposition: disconnect\nContent-Length: %d\n\n")
+            self.write(head % (self.session_uuid.encode(), len(data)) + data)
         else:
             self.write(frame_disconnect_notice(text))
         self.close()
@@ -213,7 +213,8 @@ class Listener:
             return
         job = cmd.header("Job-UUID") or api_commands.new_job_uuid()
         self.reply(f"+OK Job-UUID: {job}", [("Job-UUID", job)])
-        self.sim.run_bgapi(name, args, job, owner=self.session_uuid if self.sim.outbound_owner else None)
+        # mod_event_socket adds Job-Owner-UUID when the listener controls a session (myevents <uuid>)
+        self.sim.run_bgapi(name, args, job, owner=self.session_uuid)
 
     def cmd_event(self, rest, cmd) -> None:
         self.reply(self.sub.event(rest))

@@ -63,6 +63,7 @@ class Session:
         self.recording: dict | None = None
         self.disposition_on_hangup: str | None = None
         self.finished = False
+        self.killed = False
         self.destroyed = GEvent()
         self.timers: list[gevent.Greenlet] = []
         self.caller_audio = b""
@@ -87,14 +88,18 @@ class Session:
             return "dtmf"
         return None
 
-    def wait(self, timeout: float | None = None, *, messages: bool = False, dtmf: bool = False) -> str:
-        """Block the session until something happens; 'timeout' when nothing did."""
+    def wait(self, timeout: float | None = None, *, messages: bool = False, dtmf: bool = False,
+             until=None) -> str:
+        """Block the session until something happens; 'timeout' when nothing did, 'until'
+        when ``until()`` became true."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self.wake.clear()
             why = self.reason(messages, dtmf)
             if why:
                 return why
+            if until is not None and until():
+                return "until"
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return "timeout"
@@ -135,6 +140,9 @@ class Session:
                     self.transfer_target = None
                     ch.set_running_state("CS_ROUTING", 2)
                     apps = self.sim.router.route(ch, dest, dialplan, context)
+                    if apps is None:
+                        self.hangup("NO_ROUTE_DESTINATION")
+                        break
                     ch.set_running_state("CS_EXECUTE")
                     ch.set_var("call_uuid", ch.uuid)
                     continue
@@ -437,9 +445,10 @@ class Session:
         waiter = getattr(self, "originate_wakeup", None)
         if waiter is not None:
             waiter.set()
-        for other in (self.partner, self.bridged):
-            if other is not None and not other.channel.hungup:
-                gevent.spawn(other.hangup, cause, remote=True)
+        if self.partner is not None and not self.partner.channel.hungup:
+            gevent.spawn(self.partner.hangup, cause, remote=True)
+        if self.bridged is not None:
+            self.bridged.signal()  # the bridge application decides what happens next
         return True
 
     def finish(self) -> None:
@@ -483,6 +492,9 @@ class Session:
 
     def kill(self) -> None:
         """Vanish without events (simulator crash)."""
+        self.killed = True
+        if self.originate_wakeup is not None:
+            self.originate_wakeup.set()
         for timer in self.timers:
             timer.kill(block=False)
         if self.greenlet is not None:

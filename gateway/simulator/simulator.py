@@ -18,7 +18,7 @@ from gevent.event import Event as GEvent
 from . import api as api_commands
 from . import endpoints
 from .channel import CallerProfile, Channel
-from .core import Core, FS_VERSION, date_gmt, now_us
+from .core import FS_VERSION, Core, now_us
 from .originate import Dialer
 from .outcomes import Outcome, outcome_for
 from .routing import Router
@@ -32,15 +32,15 @@ class Simulator:
     """A FreeSWITCH 1.10.12 stand-in speaking the Event Socket protocol.
 
     ``channels`` maps the uuid of every live channel to its ``Channel``; ``history`` keeps
-    every channel ever created (until ``reset_history()``), so a test can inspect a call
-    after it ended."""
+    every channel created (the last ``history_limit`` of them, until ``reset_history()``),
+    so a test can inspect a call after it ended."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8021, password: str = "ClueCon",
                  gateways=("carrier",), dialplan_dir: str | None = None, answer_delay: float = 0.1,
                  heartbeat_interval: float = 20.0, *, remote_hangup_delay: float = 1.0,
                  default_play_seconds: float = 0.5, speak_chars_per_second: float = 15.0,
                  hostname: str | None = None, local_ip: str = "127.0.0.1", write_delay: float = 0.0,
-                 auth_timeout: float = 25.0, dtmf_interval: float = 0.02) -> None:
+                 auth_timeout: float = 25.0, dtmf_interval: float = 0.02, history_limit: int = 10_000) -> None:
         self.host = host
         self.requested_port = port
         self.port: int | None = None
@@ -59,7 +59,7 @@ class Simulator:
         self.write_delay = write_delay
         self.auth_timeout = auth_timeout
         self.dtmf_interval = dtmf_interval
-        self.outbound_owner = False
+        self.history_limit = history_limit
         self.global_vars: dict[str, str] = {"hostname": self.hostname, "local_ip_v4": local_ip}
         self.router = Router(self, dialplan_dir)
         self.dialer = Dialer(self)
@@ -111,6 +111,7 @@ class Simulator:
         for listener in list(self.listeners):
             listener.crash()
         self.listeners.clear()
+        self._reading_allowed.set()
         for ch in list(self.channels.values()):
             if ch.session is not None:
                 ch.session.kill()
@@ -140,8 +141,14 @@ class Simulator:
         self.outcomes.clear()
 
     def outcome_for(self, number: str) -> Outcome:
+        """``set_outcome`` entries first (exact, then by digits: ``+15551230000`` and
+        ``15551230000`` are the same number), then the rule of ``outcomes``."""
         if number in self.outcomes:
             return self.outcomes[number]
+        digits = "".join(ch for ch in number if ch.isdigit())
+        for key, outcome in self.outcomes.items():
+            if digits and "".join(ch for ch in key if ch.isdigit()) == digits:
+                return outcome
         return outcome_for(number, remote_hangup_delay=self.remote_hangup_delay)
 
     def add_route(self, context: str, destination: str, apps) -> None:
@@ -275,15 +282,14 @@ class Simulator:
 
         known = event_name(name) or "CUSTOM"
         subclass = dict((k.lower(), v) for k, v in headers).get("event-subclass")
-        extra = [(k, v) for k, v in headers if k.lower() not in ("content-length",)] + [("Event-UUID", event_uuid)]
+        skip = ("content-length", "event-name", "event-subclass") if subclass and known == "CUSTOM" else ("content-length",)
+        extra = [(k, v) for k, v in headers if k.lower() not in skip] + [("Event-UUID", event_uuid)]
         self.core.fire(known, ("mod_event_socket.c", "parse_command", 2123), lambda: extra, subclass=subclass,
                        body=body, prefix=[("Event-Subclass", subclass)] if subclass and known == "CUSTOM" else ())
 
     def stats(self) -> dict[str, int]:
-        now = time.monotonic()
-        while self._created and self._created[0] < now - 300:
-            self._created.popleft()
-        last_sec = sum(1 for t in self._created if t >= now - 1)
+        second = int(time.monotonic())
+        last_sec = sum(n for t, n in self._created if t >= second - 1)
         return {"since_startup": self._session_counter, "count": len(self.channels), "peak": self._peak,
                 "peak_5min": self._peak, "per_sec": last_sec, "per_sec_peak": self._per_sec_peak,
                 "per_sec_5min": self._per_sec_peak}
@@ -297,10 +303,14 @@ class Simulator:
 
     def _next_session_id(self) -> int:
         self._session_counter += 1
-        now = time.monotonic()
-        self._created.append(now)
-        per_sec = sum(1 for t in self._created if t >= now - 1)
-        self._per_sec_peak = max(self._per_sec_peak, per_sec)
+        second = int(time.monotonic())
+        if self._created and self._created[-1][0] == second:
+            self._created[-1][1] += 1
+        else:
+            self._created.append([second, 1])
+            while self._created and self._created[0][0] < second - 300:
+                self._created.popleft()
+        self._per_sec_peak = max(self._per_sec_peak, self._created[-1][1])
         return self._session_counter
 
     def _session(self, ch: Channel, dialog=None) -> Session:
@@ -309,6 +319,11 @@ class Simulator:
     def _add_channel(self, ch: Channel) -> None:
         self.channels[ch.uuid] = ch
         self.history[ch.uuid] = ch
+        while len(self.history) > self.history_limit:
+            oldest = next(iter(self.history))
+            if oldest in self.channels:
+                break
+            del self.history[oldest]
         self._peak = max(self._peak, len(self.channels))
 
     def _channel_gone(self, ch: Channel) -> None:
