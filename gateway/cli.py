@@ -37,6 +37,12 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from gateway import doctor
+
+    return doctor.run(Settings.from_env(config_file=args.config))
+
+
 def cmd_demo(args) -> int:
     from gateway import demo
 
@@ -50,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the API server and call controller").set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(func=cmd_migrate)
+    sub.add_parser("doctor", help="check FreeSWITCH (ESL, modules, dialplan) and the database").set_defaults(
+        func=cmd_doctor)
     sub.add_parser("demo", help="run the simulator and the gateway, place calls, print their timelines").set_defaults(
         func=cmd_demo)
     from gateway.admin_cli import add_subparsers

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import xml.etree.ElementTree as ET
 import uuid as uuidlib
 
 from gateway.esl.protocol import encode_json_event, encode_plain_event
@@ -364,6 +365,26 @@ def echo(sim, args):
 @command("file_exists")
 def file_exists(sim, args):
     return "true" if args and os.path.exists(args) else "false"
+
+
+@command("module_exists")
+def module_exists(sim, args):
+    name = args.strip()
+    return ("true" if name in sim.modules else "false") if name else ""
+
+
+@command("xml_locate")
+def xml_locate(sim, args):
+    """Only ``dialplan context name <context>`` (what ``voicegw doctor`` asks) is located."""
+    argv = args.split()
+    if len(argv) not in (1, 4):
+        return "-Error bad args\n"
+    dialplan = sim.router.dialplan
+    if argv[:3] == ["dialplan", "context", "name"] and dialplan is not None:
+        context = dialplan.dialplan.contexts.get(argv[3])
+        if context is not None:
+            return ET.tostring(context, encoding="unicode")
+    return "can't find anything\n"
 
 
 @command("global_getvar")

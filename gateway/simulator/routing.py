@@ -88,10 +88,6 @@ class Router:
 
 
 def _load_dialplan(directory: str):
-    """Adapter to the optional IO-free dialplan module (written separately)."""
-    try:
-        from . import dialplan as module  # type: ignore[attr-defined]
-    except ImportError:
-        logger.warning("dialplan_dir given but gateway.simulator.dialplan is not available; using the built-in router")
-        return None
-    return getattr(module, "make_router", lambda d: None)(directory)
+    from .dialplan import make_router
+
+    return make_router(directory)

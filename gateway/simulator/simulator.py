@@ -28,6 +28,12 @@ from .session import Session
 logger = logging.getLogger(__name__)
 
 
+EMULATED_MODULES = (
+    "mod_event_socket", "mod_sofia", "mod_loopback", "mod_commands", "mod_dptools", "mod_dialplan_xml",
+    "mod_sndfile", "mod_tone_stream", "mod_say_en", "mod_flite", "mod_audio_stream",
+)
+
+
 class Simulator:
     """A FreeSWITCH 1.10.12 stand-in speaking the Event Socket protocol.
 
@@ -62,6 +68,10 @@ class Simulator:
         self.history_limit = history_limit
         self.global_vars: dict[str, str] = {"hostname": self.hostname, "local_ip_v4": local_ip}
         self.router = Router(self, dialplan_dir)
+        #: what ``module_exists`` answers true for: the modules this simulator stands in for
+        self.modules: set[str] = set(EMULATED_MODULES)
+        if self.router.dialplan is not None:  # vars.xml's globals, as FreeSWITCH loads them
+            self.global_vars.update(self.router.dialplan.dialplan.global_variables)
         self.dialer = Dialer(self)
         self.outcomes: dict[str, Outcome] = {}
         self.channels: dict[str, Channel] = {}
