@@ -193,3 +193,10 @@ def test_encode_command_refuses_newlines():
         encode_command("api status\n\nexit")
     with pytest.raises(ValueError):
         encode_command("sendmsg x", {"execute-app-arg": "a\nb"})
+
+
+def test_three_line_block_starting_with_content_length_is_parsed_fully():
+    data = b"Content-Length: 2\nContent-Type: api/response\nX-Extra: 1\n\nok"
+    (message,) = MessageReader().feed(data)
+    assert message.headers == {"Content-Length": "2", "Content-Type": "api/response", "X-Extra": "1"}
+    assert message.body == b"ok"

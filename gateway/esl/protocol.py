@@ -59,12 +59,6 @@ class Message:
 
 
 def _parse_block(block: bytes) -> dict[str, str]:
-    # Fast path: the two-line frame FreeSWITCH puts around every event.
-    if block.startswith(b"Content-Length: "):
-        first, sep, second = block.partition(b"\n")
-        if second.startswith(b"Content-Type: ") and b"\n" not in second:
-            return {"Content-Length": first[16:].decode("ascii", "replace"),
-                    "Content-Type": second[14:].decode("ascii", "replace")}
     headers: dict[str, str] = {}
     for line in block.decode("utf-8", "replace").split("\n"):
         if not line:
@@ -105,9 +99,20 @@ class MessageReader:
                     if end - pos > MAX_HEADER_BLOCK:
                         raise ProtocolError("header block too large")
                     break
-                headers = _parse_block(buf[pos:split])
+                if buf.startswith(b"Content-Length: ", pos):  # an event: the hot path
+                    line_end = buf.find(b"\n", pos)
+                    if (line_end < split and buf.startswith(b"Content-Type: ", line_end + 1)
+                            and buf.find(b"\n", line_end + 1, split) < 0):
+                        length = buf[pos + 16:line_end].decode("ascii", "replace")
+                        headers = {"Content-Length": length,
+                                   "Content-Type": buf[line_end + 15:split].decode("ascii", "replace")}
+                    else:
+                        headers = _parse_block(buf[pos:split])
+                        length = headers.get("Content-Length")
+                else:
+                    headers = _parse_block(buf[pos:split])
+                    length = headers.get("Content-Length")
                 pos = split + 2
-                length = headers.get("Content-Length")
                 if length is None:
                     out.append(Message(headers))
                     continue
