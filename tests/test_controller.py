@@ -204,3 +204,15 @@ def test_wrong_password_is_reported_and_retried(database, sim):
         assert not node.connected.is_set()
     finally:
         controller.stop()
+
+
+def test_event_hooks_see_every_event_of_a_live_call_in_order(controller, sim, account):
+    seen = []
+    controller.event_hooks.append(lambda call_uuid, event: seen.append((call_uuid, event.name)))
+    call = controller.originate(account.id, "+15550100001", CALLER)
+    controller.wait_status(call.uuid, [Status.IN_PROGRESS], 5)
+    sim.press(call.uuid, "7")
+    controller.hangup(call.uuid)
+    controller.wait_status(call.uuid, FINAL, 5)
+    names = [name for uuid, name in seen if uuid == call.uuid]
+    assert names.index("CHANNEL_ANSWER") < names.index("DTMF") < names.index("CHANNEL_HANGUP_COMPLETE")

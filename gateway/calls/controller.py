@@ -104,6 +104,9 @@ class CallController:
         self.transaction_hooks: list[Callable[[list[store.Change]], None]] = []
         # Run after the commit, on the worker: must not block.
         self.listeners: list[Listener] = []
+        # ``hook(call_uuid, event)`` for every ESL event of a live call (media, DTMF,
+        # playback, mod_audio_stream::*), on the worker in arrival order: must not block.
+        self.event_hooks: list[Callable[[str, Event], None]] = []
         self.nodes: dict[str, Node] = {
             cfg.name: Node(cfg.name, cfg.host, cfg.port, cfg.password,
                            on_event=self._enqueue, on_connected=self._link_up,
@@ -375,6 +378,11 @@ class CallController:
             if name == "CHANNEL_PARK" and event.get(f"variable_{names.VAR_DIRECTION}") == names.DIRECTION_INBOUND:
                 self._accept_inbound(node, event, changes)
             return
+        for hook in self.event_hooks:
+            try:
+                hook(live.uuid, event)
+            except Exception:
+                logger.exception("event hook failed on %s", name)
         if name == "CHANNEL_CREATE":
             live.channel_seen = True
             return
