@@ -216,3 +216,21 @@ def test_event_hooks_see_every_event_of_a_live_call_in_order(controller, sim, ac
     controller.wait_status(call.uuid, FINAL, 5)
     names = [name for uuid, name in seen if uuid == call.uuid]
     assert names.index("CHANNEL_ANSWER") < names.index("DTMF") < names.index("CHANNEL_HANGUP_COMPLETE")
+
+
+def test_execute_runs_an_application_and_its_completion_is_awaited(controller, sim, account):
+    call = controller.originate(account.id, "+15550100001", CALLER)
+    controller.wait_status(call.uuid, [Status.IN_PROGRESS], 5)
+    done = controller.expect(call.uuid, lambda e: e.name == "CHANNEL_EXECUTE_COMPLETE"
+                             and e.get("Application") == "play_and_get_digits")
+    app_uuid = controller.execute(
+        call.uuid, "play_and_get_digits", "1 1 1 3000 # tone_stream://%(200,0,440) silence_stream://100 choice \\d")
+    sim.wait_event(call.uuid, "CHANNEL_EXECUTE", timeout=5)
+    sim.press(call.uuid, "1")
+    event = done.get(timeout=10)
+    assert event.get("Application-UUID") == app_uuid
+    assert event.get("variable_choice") == "1"
+    ended = controller.expect(call.uuid, lambda e: False)
+    controller.hangup(call.uuid)
+    with pytest.raises(CallError):
+        ended.get(timeout=5)

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 import gevent
-from gevent.event import Event as Flag
+from gevent.event import AsyncResult, Event as Flag
 from gevent.queue import Empty, Queue
 from peewee import IntegrityError
 
@@ -106,7 +106,8 @@ class CallController:
         self.listeners: list[Listener] = []
         # ``hook(call_uuid, event)`` for every ESL event of a live call (media, DTMF,
         # playback, mod_audio_stream::*), on the worker in arrival order: must not block.
-        self.event_hooks: list[Callable[[str, Event], None]] = []
+        self.event_hooks: list[Callable[[str, Event], None]] = [self._wake_waiters]
+        self._waiters: dict[str, list[tuple[Callable[[Event], bool], AsyncResult]]] = {}
         self.nodes: dict[str, Node] = {
             cfg.name: Node(cfg.name, cfg.host, cfg.port, cfg.password,
                            on_event=self._enqueue, on_connected=self._link_up,
@@ -253,6 +254,43 @@ class CallController:
 
     def broadcast(self, call_uuid: str, path: str) -> None:
         self._api(call_uuid, f"uuid_broadcast {call_uuid} {path} aleg", {"command": "broadcast", "path": path})
+
+    def execute(self, call_uuid: str, app: str, arg: str = "", event_lock: bool = True) -> str:
+        """Run a dialplan application on the call (``sendmsg`` execute); returns the
+        Application-UUID that its CHANNEL_EXECUTE / _COMPLETE events will carry.
+
+        ``event_lock`` keeps queued applications from starting inside this one, so a
+        script's steps run strictly in order."""
+        node = self._node_for(call_uuid)
+        app_uuid = str(uuidlib.uuid4())
+        headers = {"call-command": "execute", "execute-app-name": app, "event-uuid": app_uuid}
+        if arg:
+            headers["execute-app-arg"] = arg
+        if event_lock:
+            headers["event-lock"] = "true"
+        self.inbox.put(("log", call_uuid, "command", {"command": "execute", "app": app, "arg": arg}))
+        try:
+            node.sendmsg(call_uuid, headers)
+        except CommandFailed as exc:
+            raise CallError("call is no longer active on FreeSWITCH" if "invalid session" in exc.reply
+                            else f"FreeSWITCH refused: {exc.reply.strip()}", code=409) from None
+        except (LinkDown, CommandTimeout) as exc:
+            raise CallError(f"FreeSWITCH node unavailable: {exc}", code=503) from None
+        return app_uuid
+
+    def wait_event(self, call_uuid: str, predicate: Callable[[Event], bool], timeout: float) -> Event:
+        """Block this greenlet until an event of the call satisfies ``predicate``.
+
+        Register before causing the event (e.g. ``waiter = controller.expect(...)``) when
+        it may come fast; this helper registers and waits in one go for the common case."""
+        return self.expect(call_uuid, predicate).get(timeout=timeout)
+
+    def expect(self, call_uuid: str, predicate: Callable[[Event], bool]) -> AsyncResult:
+        """An ``AsyncResult`` set with the first later event of the call matching
+        ``predicate``, or with ``CallError`` if the call ends first."""
+        result: AsyncResult = AsyncResult()
+        self._waiters.setdefault(call_uuid, []).append((predicate, result))
+        return result
 
     def break_playback(self, call_uuid: str) -> None:
         self._api(call_uuid, f"uuid_break {call_uuid} all", {"command": "break"})
@@ -421,6 +459,30 @@ class CallController:
             node.api(command)
         except (LinkDown, CommandTimeout, CommandFailed) as exc:
             logger.warning("inbound call: %s failed: %s", command, exc)
+
+    def _wake_waiters(self, call_uuid: str, event: Event) -> None:
+        waiters = self._waiters.get(call_uuid)
+        if not waiters:
+            return
+        pending = []
+        for predicate, result in waiters:
+            if result.ready():
+                continue
+            try:
+                matched = predicate(event)
+            except Exception as exc:  # a broken predicate fails its own waiter only
+                result.set_exception(exc)
+                continue
+            if matched:
+                result.set(event)
+            elif event.name == "CHANNEL_HANGUP_COMPLETE":
+                result.set_exception(CallError("the call ended", code=409))
+            else:
+                pending.append((predicate, result))
+        if pending:
+            self._waiters[call_uuid] = pending
+        else:
+            del self._waiters[call_uuid]
 
     def _transition(self, live: LiveCall, transition: Transition | None, changes: list) -> None:
         if transition is None:

@@ -174,6 +174,12 @@ class ESLLink(InboundESL):
         if not reply.reply_text.startswith("+OK"):
             raise CommandFailed(command, reply.reply_text)
 
+    def sendmsg(self, call_uuid: str, headers: dict[str, str], timeout: float | None = None) -> None:
+        """``sendmsg <uuid>`` with ``headers`` (call-command, execute-app-name, …)."""
+        reply = self.send_raw(encode_command(f"sendmsg {call_uuid}", headers), timeout)
+        if not reply.reply_text.startswith("+OK"):
+            raise CommandFailed(f"sendmsg {call_uuid}", reply.reply_text)
+
     def command(self, line: str, timeout: float | None = None) -> str:
         """A plain command (``event``, ``filter``, …); returns Reply-Text or raises."""
         text = self.send(line, timeout).reply_text

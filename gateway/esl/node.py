@@ -132,3 +132,6 @@ class Node:
 
     def bgapi(self, command: str, job_uuid: str, timeout: float | None = None) -> None:
         self._live_link().bgapi(command, job_uuid, timeout)
+
+    def sendmsg(self, call_uuid: str, headers: dict[str, str], timeout: float | None = None) -> None:
+        self._live_link().sendmsg(call_uuid, headers, timeout)
