@@ -164,14 +164,32 @@ class CallController:
         check_dialable(to_number)
         check_dialable(from_number)
         node = self.pick_node()
-        call = Call.create(
-            uuid=str(uuidlib.uuid4()), account=account_id, direction="outbound",
-            from_number=from_number, to_number=to_number, caller_id_name=caller_id_name,
-            node=node.name, socket_url=socket_url, webhook_url=webhook_url,
-            custom_args=custom_args or {}, job_uuid=str(uuidlib.uuid4()),
-        )
+        call_uuid, job_uuid = str(uuidlib.uuid4()), str(uuidlib.uuid4())
+        # In memory before the row exists: the insert yields to other greenlets, and a
+        # reconciliation running meanwhile must see this call as ours, not as vanished.
+        self._register(call_uuid, node, job_uuid)
+        try:
+            call = Call.create(
+                uuid=call_uuid, account=account_id, direction="outbound",
+                from_number=from_number, to_number=to_number, caller_id_name=caller_id_name,
+                node=node.name, socket_url=socket_url, webhook_url=webhook_url,
+                custom_args=custom_args or {}, job_uuid=job_uuid,
+            )
+        except Exception:
+            self._forget(call_uuid, job_uuid)
+            raise
         self.place(call, node, timeout)
         return call
+
+    def _register(self, call_uuid: str, node: Node, job_uuid: str) -> LiveCall:
+        live = LiveCall(call_uuid, node.name, job_uuid=job_uuid, generation=node.generation)
+        self.live[call_uuid] = live
+        self.jobs[job_uuid] = call_uuid
+        return live
+
+    def _forget(self, call_uuid: str, job_uuid: str) -> None:
+        self.live.pop(call_uuid, None)
+        self.jobs.pop(job_uuid, None)
 
     def place(self, call: Call, node: Node | None = None, timeout: int | None = None) -> None:
         """Send ``bgapi originate`` for a queued Call row (its ``job_uuid`` set, so that a
@@ -181,9 +199,8 @@ class CallController:
             call.job_uuid = str(uuidlib.uuid4())
             Call.update(job_uuid=call.job_uuid).where(Call.uuid == call.uuid).execute()
         job_uuid = call.job_uuid
-        live = LiveCall(call.uuid, node.name, job_uuid=job_uuid, generation=node.generation)
-        self.live[call.uuid] = live
-        self.jobs[job_uuid] = call.uuid
+        if call.uuid not in self.live:
+            self._register(call.uuid, node, job_uuid)
         # The carrier trunk is named once, in FreeSWITCH's vars.xml (read on connect).
         carrier = node.globals.get(names.GLOBAL_CARRIER) or self.carrier_gateway
         command = originate_command(
