@@ -11,7 +11,7 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
-from gateway.config import Settings  # noqa: E402
+from gateway.config import NodeConfig, Settings  # noqa: E402
 
 
 def cmd_serve(args) -> int:
@@ -19,12 +19,17 @@ def cmd_serve(args) -> int:
 
     gateway = Gateway(Settings.from_env(config_file=args.config))
     gateway.start()
+    wait_for_termination()
+    gateway.stop()
+    return 0
+
+
+def wait_for_termination() -> None:
+    """Block until SIGTERM (systemd stop) or SIGINT (Ctrl-C)."""
     stop = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, stop.set)
     gevent.signal_handler(signal.SIGINT, stop.set)
     stop.wait()
-    gateway.stop()
-    return 0
 
 
 def cmd_migrate(args) -> int:
@@ -41,6 +46,29 @@ def cmd_doctor(args) -> int:
     from gateway import doctor
 
     return doctor.run(Settings.from_env(config_file=args.config))
+
+
+def cmd_example_bot(args) -> int:
+    from gateway.example_bot import EchoBot
+
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--listen {args.listen!r}: expected HOST:PORT")
+    bot = EchoBot(host, int(port))
+    bot.start()
+    print(f"example bot listening on {bot.url}", flush=True)
+    wait_for_termination()
+    bot.stop()
+    return 0
+
+
+def cmd_simulate_call(args) -> int:
+    from gateway import simulate_call
+
+    if args.did:
+        node = NodeConfig.parse(args.esl, "--esl")
+        return simulate_call.inject(node, args.did, args.caller, args.caller_name)
+    return simulate_call.call_bot(args.socket_url, args.seconds, args.audio)
 
 
 def cmd_demo(args) -> int:
@@ -60,11 +88,28 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_doctor)
     sub.add_parser("demo", help="run the simulator and the gateway, place calls, print their timelines").set_defaults(
         func=cmd_demo)
-    from gateway.admin_cli import add_subparsers
-    from gateway.simulator.cli import add_subparser
+    from gateway import admin_cli, public_cli
+    from gateway.simulator import cli as simulator_cli
+    from gateway.webhooks import cli as webhooks_cli
 
-    add_subparser(sub)
-    add_subparsers(sub)
+    simulator_cli.add_subparser(sub)
+    admin_cli.add_subparsers(sub)
+    public_cli.add_subparsers(sub)
+    webhooks_cli.add_subparsers(sub)
+    sim_call = sub.add_parser("simulate-call", help="call your bot through a simulated FreeSWITCH, or inject "
+                                                    "an inbound call into a DID")
+    target = sim_call.add_mutually_exclusive_group(required=True)
+    target.add_argument("--socket-url", help="the bot's ws:// or wss:// URL (Twilio Media Streams)")
+    target.add_argument("--did", help="inject an inbound call to this DID into a running FreeSWITCH or simulator")
+    sim_call.add_argument("--seconds", type=float, default=10.0, help="how long the bot call lasts (default 10)")
+    sim_call.add_argument("--audio", help="8 kHz mono 16-bit WAV the caller says (default: a tone)")
+    sim_call.add_argument("--esl", default="127.0.0.1:8021:ClueCon", help="host:port:password for --did")
+    sim_call.add_argument("--caller", default="+14155550123", help="caller number for --did")
+    sim_call.add_argument("--caller-name", default="", help="caller name for --did")
+    sim_call.set_defaults(func=cmd_simulate_call)
+    bot = sub.add_parser("example-bot", help="run the example echo bot (Twilio Media Streams) in the foreground")
+    bot.add_argument("--listen", default="127.0.0.1:9000", help="HOST:PORT (default 127.0.0.1:9000)")
+    bot.set_defaults(func=cmd_example_bot)
     return parser
 
 

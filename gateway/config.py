@@ -31,8 +31,19 @@ DATABASE_URL_VAR = "GATEWAY_DATABASE_URL"
 HTTP_VAR = "GATEWAY_HTTP"
 NODES_VAR = "FREESWITCH_NODES"
 CONFIG_VAR = "GATEWAY_CONFIG"
+MEDIA_LISTEN_VAR = "GATEWAY_MEDIA_LISTEN"
+MEDIA_URL_VAR = "GATEWAY_MEDIA_URL"
+MEDIA_PLAYBACK_VAR = "GATEWAY_MEDIA_PLAYBACK"
+MEDIA_ENABLED_VAR = "GATEWAY_MEDIA_ENABLED"
+BOT_CONNECT_TIMEOUT_VAR = "GATEWAY_BOT_CONNECT_TIMEOUT"
+ELEVENLABS_URL_VAR = "ELEVENLABS_API_URL"
+VAPI_URL_VAR = "VAPI_API_URL"
 
-_SETTING_VARS = (DATABASE_URL_VAR, HTTP_VAR, NODES_VAR)
+_MEDIA_VARS = (MEDIA_ENABLED_VAR, MEDIA_LISTEN_VAR, MEDIA_URL_VAR, MEDIA_PLAYBACK_VAR, BOT_CONNECT_TIMEOUT_VAR,
+               ELEVENLABS_URL_VAR, VAPI_URL_VAR)
+_SETTING_VARS = (DATABASE_URL_VAR, HTTP_VAR, NODES_VAR) + _MEDIA_VARS
+PLAYBACK_FORMS = ("files", "stream")
+DEFAULT_MEDIA_PORT = 8090
 _INI_SECTION = "gateway"
 
 
@@ -68,6 +79,40 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class MediaSettings:
+    """The media bridge and the bot connectors.
+
+    ``playback`` is how a bot's audio is played into calls of a node: ``files`` (the
+    community mod_audio_stream: each chunk becomes a file that ``uuid_broadcast`` plays)
+    or ``stream`` (a bidirectional build that injects ``streamAudio`` in real time).
+    ``playback_nodes`` overrides it per node name (``host:port`` as in FREESWITCH_NODES).
+    """
+
+    # Port 0 (any free port) suits FreeSWITCH on the same host; ``voicegw serve`` listens on
+    # 8090 unless GATEWAY_MEDIA_LISTEN says otherwise.
+    enabled: bool = True  # False: no bridge, answered calls get no bot (API-only tests)
+    listen: HttpAddress = HttpAddress("127.0.0.1", 0)
+    public_url: str | None = None  # ws://host:port that FreeSWITCH dials; default: from listen
+    playback: str = "files"
+    playback_nodes: tuple[tuple[str, str], ...] = ()
+    bot_connect_timeout: float = 3.0
+    elevenlabs_url: str = "wss://api.elevenlabs.io"
+    vapi_url: str = "https://api.vapi.ai"
+
+    def playback_for(self, node: str | None) -> str:
+        return dict(self.playback_nodes).get(node or "", self.playback)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.listen.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"ws://{host}:{self.listen.port}"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a gateway process needs to know before it starts."""
 
@@ -76,6 +121,7 @@ class Settings:
     freeswitch_nodes: tuple[NodeConfig, ...] = field(
         default_factory=lambda: (NodeConfig("127.0.0.1:8021", "127.0.0.1", 8021, "ClueCon"),)
     )
+    media: MediaSettings = field(default_factory=MediaSettings)
 
     @classmethod
     def from_env(
@@ -100,6 +146,7 @@ class Settings:
             parsed["http"] = _parse_http(*raw[HTTP_VAR])
         if NODES_VAR in raw:
             parsed["freeswitch_nodes"] = _parse_nodes(*raw[NODES_VAR])
+        parsed["media"] = _parse_media(raw)
         return cls(database_url=database_url, **parsed)
 
 
@@ -146,6 +193,52 @@ def _parse_http(text: str, source: str) -> HttpAddress:
     host, rest = _split_host(text, source)
     # Port 0 is allowed: the OS picks a free port, which tests rely on.
     return HttpAddress(host, _parse_port(rest, f"{source}: {text!r}", minimum=0))
+
+
+def _parse_media(raw: dict) -> MediaSettings:
+    media: dict = {"listen": HttpAddress("127.0.0.1", DEFAULT_MEDIA_PORT)}
+    if MEDIA_ENABLED_VAR in raw:
+        text, source = raw[MEDIA_ENABLED_VAR]
+        flag = text.strip().lower()
+        if flag not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise ValueError(f"{source}: {text!r} is not true or false")
+        media["enabled"] = flag in ("true", "1", "yes", "on")
+    if MEDIA_LISTEN_VAR in raw:
+        media["listen"] = _parse_http(*raw[MEDIA_LISTEN_VAR])
+    if MEDIA_URL_VAR in raw:
+        text, source = raw[MEDIA_URL_VAR]
+        text = text.strip()
+        if not (text.startswith("ws://") or text.startswith("wss://")) or len(text.split("/")) < 3:
+            raise ValueError(f"{source}: {text!r} is not a ws:// or wss:// URL")
+        media["public_url"] = text
+    if MEDIA_PLAYBACK_VAR in raw:
+        text, source = raw[MEDIA_PLAYBACK_VAR]
+        nodes = []
+        for item in (part.strip() for part in text.split(",")):
+            if not item:
+                continue
+            node, sep, form = item.rpartition("=") if "=" in item else ("", "", item)
+            form = form.strip().lower()
+            if form not in PLAYBACK_FORMS:
+                raise ValueError(f"{source}: playback form {form!r} is invalid; expected files or stream")
+            if sep:
+                nodes.append((node.strip(), form))
+            else:
+                media["playback"] = form
+        media["playback_nodes"] = tuple(nodes)
+    if BOT_CONNECT_TIMEOUT_VAR in raw:
+        text, source = raw[BOT_CONNECT_TIMEOUT_VAR]
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{source}: {text!r} is not a number of seconds") from None
+        if not 0 < value <= 60:
+            raise ValueError(f"{source}: {value} is out of range (0, 60] seconds")
+        media["bot_connect_timeout"] = value
+    for var, key in ((ELEVENLABS_URL_VAR, "elevenlabs_url"), (VAPI_URL_VAR, "vapi_url")):
+        if var in raw:
+            media[key] = raw[var][0].strip().rstrip("/")
+    return MediaSettings(**media)
 
 
 def _parse_nodes(value: str | list, source: str) -> tuple[NodeConfig, ...]:

@@ -1,82 +1,122 @@
-"""``voicegw demo``: the whole engine on one machine, no phone line needed.
+"""``voicegw demo``: the whole gateway on one machine, no phone line needed.
 
-Starts the FreeSWITCH simulator and a gateway on a throw-away SQLite database, places a
-few calls whose outcomes the simulator's destination rule fixes (answered, busy,
-rejected, unanswered), hangs up the answered one, and prints each call's timeline.
-Exits non-zero if any call ends other than expected.
+Starts the FreeSWITCH simulator, the example bot and a gateway (HTTP API, call
+controller, media bridge) on a throw-away SQLite database, creates an account and an API
+key, and places calls through ``POST /api/calls``:
+
+* one that answers: the bot gets ``connected``/``start``, greets the caller with a tone
+  and a ``mark`` (echoed once the greeting has played), then echoes the caller's audio;
+  the demo hangs it up with ``POST /api/calls/hangup`` and reads it back with ``GET``;
+* three the far end refuses or never answers (busy, declined, no answer), by the
+  simulator's destination rule (README, "The simulator").
+
+It prints each call's timeline from its event log and exits non-zero if any call ends
+other than expected.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
 
 import gevent
+import requests
 
+from gateway.auth.keys import create_key
 from gateway.calls.states import FINAL, Status
 from gateway.config import HttpAddress, NodeConfig, Settings
+from gateway.example_bot import EchoBot
 from gateway.models import Account, Call, CallEvent
 from gateway.runtime import Gateway
 from gateway.simulator import Simulator
 
-# destination → (expected status, expected end_reason); the simulator's rule picks the
-# outcome from the last three digits (see the README, "The simulator").
-DEMO_CALLS = [
-    ("+15550100001", "completed", "completed"),
-    ("+15550100486", "failed", "busy"),
-    ("+15550100603", "failed", "rejected"),
-    ("+15550100480", "missed", "no_answer"),
+CALLER_ID = "+14155550100"
+# destination → (expected status, expected end_reason)
+ANSWERED = ("+14152400001", "completed", "completed")
+REFUSED = [
+    ("+14152400486", "failed", "busy"),
+    ("+14152400603", "failed", "rejected"),
+    ("+14152400480", "missed", "no_answer"),
 ]
 
 
 def timeline(call: Call) -> str:
     rows = CallEvent.select().where(CallEvent.call == call.uuid).order_by(CallEvent.seq)
-    start = call.created_at
     lines = [f"  {call.to_number}  uuid={call.uuid}"]
     for event in rows:
-        offset = (event.at - start).total_seconds()
-        what = f"{event.from_status} -> {event.to_status}" if event.kind == "status" else event.detail.get("command", event.kind)
-        lines.append(f"    +{offset:6.3f}s  {event.kind:<8} {what:<28} {event.detail.get('reason', '')}")
+        offset = (event.at - call.created_at).total_seconds()
+        if event.kind == "status":
+            what = f"{event.from_status} -> {event.to_status}"
+        else:
+            what = event.detail.get("command") or event.detail.get("event") or event.detail.get("reason") or ""
+        lines.append(f"    +{offset:6.3f}s  {event.kind:<8} {what:<32} {event.detail.get('reason', '')}")
     lines.append(f"    final: status={call.status} end_reason={call.end_reason} cause={call.hangup_cause} "
                  f"billsec={call.billsec} duration={call.duration_sec}")
     return "\n".join(lines)
 
 
 def run(out=sys.stdout) -> int:
+    say = lambda text="": print(text, file=out)  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="voicegw-demo-") as tmp:
         simulator = Simulator(port=0, answer_delay=0.3)
         simulator.start()
+        bot = EchoBot()
+        bot.start()
         settings = Settings(
             database_url=f"sqlite:///{Path(tmp) / 'demo.sqlite3'}",
             http=HttpAddress("127.0.0.1", 0),
             freeswitch_nodes=(NodeConfig(f"127.0.0.1:{simulator.port}", "127.0.0.1", simulator.port, "ClueCon"),),
         )
         gateway = Gateway(settings, originate_timeout=3)
-        gateway.start(http=False)
+        gateway.start()
         try:
-            print(f"simulated FreeSWITCH on 127.0.0.1:{simulator.port}; gateway connected: "
-                  f"{gateway.controller.wait_connected(10)}", file=out)
-            account = Account.create(name="demo")
+            api = f"http://127.0.0.1:{gateway.http.server_port}/api"
+            connected = gateway.controller.wait_connected(10)
+            say(f"simulated FreeSWITCH on 127.0.0.1:{simulator.port} (connected: {connected}), "
+                f"example bot at {bot.url}, API at {api}")
+            account = Account.create(name="demo", default_caller_id=CALLER_ID)
+            _, secret = create_key(account)
+            session = requests.Session()
+            session.headers["X-API-KEY"] = secret
+
+            def place(number: str, **fields) -> str:
+                reply = session.post(f"{api}/calls", json={"destination_number": number, **fields}, timeout=10)
+                say(f"POST /api/calls {number} -> {reply.status_code} {reply.text.strip()}")
+                if reply.status_code != 200:
+                    raise SystemExit(f"demo FAILED: the API refused the call ({reply.status_code})")
+                return reply.json()["call_uuid"]
+
+            answered = place(ANSWERED[0], caller_id_name="Voice Gateway Demo", socket_url=bot.url)
+            refused = [place(number, socket_url=bot.url) for number, _, _ in REFUSED]
             controller = gateway.controller
-            calls = [controller.originate(account.id, number, "+15550009999", "Voice Gateway Demo")
-                     for number, _, _ in DEMO_CALLS]
-            answered = calls[0]
-            controller.wait_status(answered.uuid, [Status.IN_PROGRESS], timeout=10)
-            gevent.sleep(1.0)  # let the answered call talk for a second
-            controller.hangup(answered.uuid)
-            for call in calls:
-                controller.wait_status(call.uuid, FINAL, timeout=15)
-            ok = True
-            print("call timelines:", file=out)
-            for call, (_, status, reason) in zip(calls, DEMO_CALLS):
-                call = Call.get_by_id(call.uuid)
-                print(timeline(call), file=out)
+            controller.wait_status(answered, [Status.IN_PROGRESS], timeout=10)
+            greeted = bot.greeted.wait(10)
+            say(f"bot greeted the caller and got its mark back: {bool(greeted)}")
+            with gevent.Timeout(5, False):  # let about a second of caller audio flow and echo
+                while bot.calls and bot.calls[0].received["media"] < 50:
+                    gevent.sleep(0.05)
+            reply = session.post(f"{api}/calls/hangup", json={"call_uuid": answered}, timeout=10)
+            say(f"POST /api/calls/hangup -> {reply.status_code} {reply.text.strip()}")
+            for call_uuid in [answered, *refused]:
+                controller.wait_status(call_uuid, FINAL, timeout=15)
+            reply = session.get(f"{api}/calls/{answered}", timeout=10)
+            say(f"GET /api/calls/{answered} -> {reply.status_code}\n{json.dumps(reply.json(), indent=2)}")
+            if bot.calls:
+                seen = bot.calls[0]
+                say(f"the bot received: {dict(seen.received)}; marks echoed: {seen.marks_echoed}")
+            ok = bool(greeted)
+            say("call timelines:")
+            for call_uuid, (_, status, reason) in zip([answered, *refused], [ANSWERED, *REFUSED]):
+                call = Call.get_by_id(call_uuid)
+                say(timeline(call))
                 if (call.status, call.end_reason) != (status, reason):
                     ok = False
-                    print(f"    UNEXPECTED: wanted status={status} end_reason={reason}", file=out)
-            print("demo " + ("succeeded" if ok else "FAILED"), file=out)
+                    say(f"    UNEXPECTED: wanted status={status} end_reason={reason}")
+            say("demo " + ("succeeded" if ok else "FAILED"))
             return 0 if ok else 1
         finally:
             gateway.stop()
+            bot.stop()
             simulator.stop()

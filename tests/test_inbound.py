@@ -87,3 +87,16 @@ def test_number_outside_the_did_pattern_never_reaches_the_gateway(controller, si
     channel = sim.wait_gone(uuid, timeout=5)
     assert channel.variables["hangup_cause"] == "UNALLOCATED_NUMBER"
     assert "gateway_did" not in channel.variables
+
+
+def test_simulate_call_injects_an_inbound_call_through_the_public_context(controller, sim, account):
+    from gateway.simulate_call import inject
+
+    PhoneNumber.create(account=account, e164="+14155550103", route="bot", socket_url="wss://bot.example.com/x")
+    lines = []
+    assert inject(NodeConfig("fs", "127.0.0.1", sim.port, "ClueCon"), "+14155550103", "+15557654321", "CLI",
+                  out=type("Out", (), {"write": lambda self, text: lines.append(text)})()) == 0
+    assert lines and lines[0].startswith("injected: +OK")
+    call = Call.get(Call.to_number == "+14155550103")
+    assert (call.direction, call.from_number, call.account_id) == ("inbound", "+15557654321", account.id)
+    assert controller.wait_status(call.uuid, [Status.IN_PROGRESS], 5) is Status.IN_PROGRESS

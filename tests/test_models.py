@@ -88,7 +88,8 @@ def test_concurrent_migrations_apply_each_step_once(database_url, tmp_path):
     try:
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(run, range(4)))
-        assert sorted(results) == [[], [], [], list(range(1, len(MIGRATIONS) + 1))]
+        # every step applied exactly once, whichever process got to it first
+        assert sorted(v for applied in results for v in applied) == list(range(1, len(MIGRATIONS) + 1))
     finally:
         if not database_url.startswith("sqlite"):
             setup.execute_sql("DROP SCHEMA race CASCADE")

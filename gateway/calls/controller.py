@@ -228,20 +228,21 @@ class CallController:
             raise CallError(f"call is on FreeSWITCH node {call.node}, which this gateway does not manage", code=409)
         return node
 
-    def _api(self, call_uuid: str, command: str, log: dict) -> str:
-        """Send one API command for a call; it is logged before it is sent, so the call's
-        log shows it ahead of the events it causes."""
+    def _api(self, call_uuid: str, command: str, log: dict | None) -> str:
+        """Send one API command for a call; it is logged (unless ``log`` is None) before
+        it is sent, so the call's log shows it ahead of the events it causes."""
         node = self._node_for(call_uuid)
-        self.inbox.put(("log", call_uuid, "command", log))
+        if log is not None:
+            self.inbox.put(("log", call_uuid, "command", log))
         try:
             return node.api(command)
         except CommandFailed as exc:
-            self.inbox.put(("log", call_uuid, "command", {**log, "error": exc.reply.strip()}))
+            self.inbox.put(("log", call_uuid, "command", {**(log or {"command": command}), "error": exc.reply.strip()}))
             if "No such channel" in exc.reply or "invalid uuid" in exc.reply.lower():
                 raise CallError("call is no longer active on FreeSWITCH", code=409) from None
             raise CallError(f"FreeSWITCH refused: {exc.reply.strip()}", code=409) from None
         except (LinkDown, CommandTimeout) as exc:
-            self.inbox.put(("log", call_uuid, "command", {**log, "error": str(exc)}))
+            self.inbox.put(("log", call_uuid, "command", {**(log or {"command": command}), "error": str(exc)}))
             raise CallError(f"FreeSWITCH node unavailable: {exc}", code=503) from None
 
     def hangup(self, call_uuid: str, cause: str = "NORMAL_CLEARING") -> None:
@@ -264,13 +265,17 @@ class CallController:
         command = f"uuid_audio_stream {call_uuid} start {url} {mix} {rate}"
         if metadata:
             command += f" {metadata}"
-        self._api(call_uuid, command, {"command": "audio_stream_start", "url": url})
+        # the query carries the stream's access token: keep it out of the call log
+        self._api(call_uuid, command, {"command": "audio_stream_start", "url": url.split("?", 1)[0]})
 
     def stop_stream(self, call_uuid: str) -> None:
         self._api(call_uuid, f"uuid_audio_stream {call_uuid} stop", {"command": "audio_stream_stop"})
 
-    def broadcast(self, call_uuid: str, path: str) -> None:
-        self._api(call_uuid, f"uuid_broadcast {call_uuid} {path} aleg", {"command": "broadcast", "path": path})
+    def broadcast(self, call_uuid: str, path: str, log: bool = True) -> None:
+        """Play ``path`` to the caller; ``log=False`` for streamed bot audio (a chunk every
+        few hundred ms would drown the call's log; failures are still logged)."""
+        self._api(call_uuid, f"uuid_broadcast {call_uuid} {path} aleg",
+                  {"command": "broadcast", "path": path} if log else None)
 
     def execute(self, call_uuid: str, app: str, arg: str = "", event_lock: bool = True) -> str:
         """Run a dialplan application on the call (``sendmsg`` execute); returns the

@@ -58,6 +58,17 @@ class Message:
         return self.body.decode("utf-8", "replace")
 
 
+def _content_length(text: str) -> int:
+    """A Content-Length value, within mod_event_socket's bounds, or ``ProtocolError``."""
+    try:
+        size = int(text)
+    except ValueError:
+        raise ProtocolError(f"bad Content-Length {text!r}") from None
+    if not 0 <= size <= MAX_CONTENT_LENGTH:
+        raise ProtocolError(f"Content-Length out of range: {size}")
+    return size
+
+
 def _parse_block(block: bytes) -> dict[str, str]:
     headers: dict[str, str] = {}
     for line in block.decode("utf-8", "replace").split("\n"):
@@ -116,13 +127,7 @@ class MessageReader:
                 if length is None:
                     out.append(Message(headers))
                     continue
-                try:
-                    size = int(length)
-                except ValueError:
-                    raise ProtocolError(f"bad Content-Length {length!r}") from None
-                if not 0 <= size <= MAX_CONTENT_LENGTH:
-                    raise ProtocolError(f"Content-Length out of range: {size}")
-                pending = (headers, size)
+                pending = (headers, _content_length(length))
             headers, size = pending
             if end - pos < size:
                 break
@@ -303,13 +308,7 @@ class CommandReader:
                 if length is None:
                     out.append(command)
                     continue
-                try:
-                    size = int(length)
-                except ValueError:
-                    raise ProtocolError(f"bad Content-Length {length!r}") from None
-                if not 0 <= size <= MAX_CONTENT_LENGTH:
-                    raise ProtocolError(f"Content-Length out of range: {size}")
-                self._pending = (command, size)
+                self._pending = (command, _content_length(length))
             command, size = self._pending
             if len(self._buf) < size:
                 break

@@ -14,15 +14,41 @@ from .accounts import (
     generate_webhook_secret,
 )
 from .agents import AGENT_DRIVERS, AGENT_TYPES, Agent, clean_agent_fields
-from .calls import CALL_DIRECTIONS, CALL_STATUSES, END_REASONS, Call, CallEvent
+from .billing import LEDGER_KINDS, CallRate, LedgerEntry
+from .calls import CALL_DIRECTIONS, CALL_STATUSES, CALL_SURFACES, END_REASONS, Call, CallEvent
 from .db import BaseModel, connect, database, database_from_url
 from .fields import JSONTextField, MoneyField, UTCDateTimeField, utcnow
 from .keys import ApiKey
 from .migrations import MIGRATIONS, SchemaVersion, migrate
 from .numbers import NUMBER_ROUTES, PhoneNumber, clean_route
+from .public import (
+    CAMPAIGN_STATUSES,
+    CAMPAIGN_TYPES,
+    DTMF_ACTIONS,
+    OTP_STATUSES,
+    RUN_TYPES,
+    AudioClip,
+    CallCountMark,
+    CallDayCount,
+    OtpRequest,
+    PublicRun,
+    RateLimitWindow,
+    Recording,
+    SavedCampaign,
+)
+from .webhooks import (
+    DELIVERY_STATUSES,
+    ProviderCall,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 
 # Every application model, parents before children (the order create/drop need).
-ALL_MODELS = [Account, Agent, ApiKey, PhoneNumber, Call, CallEvent]
+ALL_MODELS = [Account, Agent, ApiKey, PhoneNumber, Call, CallEvent,
+              WebhookSubscription, WebhookDelivery, WebhookAttempt, ProviderCall,
+              AudioClip, SavedCampaign, PublicRun, OtpRequest, Recording, RateLimitWindow,
+              CallRate, LedgerEntry, CallDayCount, CallCountMark]
 
 __all__ = [
     "ACCOUNT_STATUSES",
@@ -35,6 +61,7 @@ __all__ = [
     "BaseModel",
     "CALL_DIRECTIONS",
     "CALL_STATUSES",
+    "CALL_SURFACES",
     "Call",
     "CallEvent",
     "DEFAULT_RATE_LIMIT_PER_MINUTE",
@@ -55,4 +82,25 @@ __all__ = [
     "generate_webhook_secret",
     "migrate",
     "utcnow",
+    "DELIVERY_STATUSES",
+    "ProviderCall",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
+    "AudioClip",
+    "CAMPAIGN_STATUSES",
+    "CAMPAIGN_TYPES",
+    "CallCountMark",
+    "CallDayCount",
+    "CallRate",
+    "DTMF_ACTIONS",
+    "LEDGER_KINDS",
+    "LedgerEntry",
+    "OTP_STATUSES",
+    "OtpRequest",
+    "PublicRun",
+    "RUN_TYPES",
+    "RateLimitWindow",
+    "Recording",
+    "SavedCampaign",
 ]

@@ -57,6 +57,9 @@ class Account(BaseModel):
     balance = MoneyField(max_digits=14, decimal_places=4, default=Decimal("0.0000"))
     elevenlabs_api_key = TextField(null=True)
     vapi_api_key = TextField(null=True)
+    # Where a press-1 call's "connect_agent" transfers to (public calling API): a number,
+    # an extension or a SIP URI, as ``CallController.transfer`` takes it.
+    agent_destination = CharField(max_length=255, null=True)
 
     class Meta:
         table_name = "accounts"

@@ -2,12 +2,15 @@
 from peewee import AutoField, CharField, ForeignKeyField, IntegerField, TextField
 
 from .accounts import Account
+from .agents import Agent
 from .db import BaseModel
 from .fields import JSONTextField, UTCDateTimeField, utcnow
 
 CALL_DIRECTIONS = ("outbound", "inbound")
 CALL_STATUSES = ("queued", "ringing", "in_progress", "completed", "missed", "failed")
 END_REASONS = ("completed", "no_answer", "busy", "rejected", "canceled", "failed")
+# Which API surface placed a call (None: inbound, or placed by a script or the CLI).
+CALL_SURFACES = ("api", "v1", "public", "voice")
 
 
 class Call(BaseModel):
@@ -40,12 +43,30 @@ class Call(BaseModel):
     answered_at = UTCDateTimeField(null=True)
     ended_at = UTCDateTimeField(null=True)
     updated_at = UTCDateTimeField(default=utcnow)
+    # The agent the call was handed to (/v1); the call outlives the agent's deletion.
+    agent = ForeignKeyField(Agent, backref="calls", null=True, on_delete="SET NULL", index=False)
+    contact_name = CharField(max_length=255, null=True)
+    # [{"bot": "…"}, {"user": "…"}, …] once the conversation is processed; None before.
+    transcript = JSONTextField(null=True)
+    analysis = JSONTextField(null=True)  # e.g. {"summary": …, "classification": …}
+    recording_url = TextField(null=True)
+    surface = CharField(max_length=16, null=True)  # one of CALL_SURFACES
+    # Public calling API: the run (``public_runs.id``) the call belongs to, the digits of
+    # its ``run_<n>`` unique id; and the client's own correlation key.
+    campaign_id = IntegerField(null=True)
+    reference_id = CharField(max_length=120, null=True)
 
     class Meta:
         table_name = "calls"
         indexes = (
             (("account", "created_at"), False),  # an account's calls, newest first
             (("account", "status", "created_at"), False),  # the same, filtered by status
+            # The public API's list filters (direction, number as caller or recipient)
+            # and its look-up by reference_id.
+            (("account", "direction", "created_at"), False),
+            (("account", "to_number", "created_at"), False),
+            (("account", "from_number", "created_at"), False),
+            (("account", "reference_id"), False),
         )
 
     def save(self, *args, **kwargs):

@@ -7,6 +7,7 @@ makes that one connection per greenlet.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 from peewee import Database, DatabaseProxy, Model, SqliteDatabase
@@ -69,3 +70,19 @@ def connect(url: str) -> Database:
     db = database_from_url(url)
     database.initialize(db)
     return db
+
+
+@contextmanager
+def connection_scope(db: Database | DatabaseProxy = database):
+    """A connection for this greenlet while the block runs: the one it already has (an
+    API request's, say), else one opened here and closed -- given back to the pool --
+    on the way out.  peewee connects lazily, one connection per greenlet, and a pooled
+    connection left open by a finished greenlet never returns to the pool."""
+    opened = db.is_closed()
+    if opened:
+        db.connect()
+    try:
+        yield
+    finally:
+        if opened and not db.is_closed():
+            db.close()

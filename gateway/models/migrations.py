@@ -27,8 +27,10 @@ from peewee import (
     AutoField,
     BooleanField,
     CharField,
+    CompositeKey,
     Database,
     DatabaseProxy,
+    DateField,
     DateTimeField,
     DecimalField,
     ForeignKeyField,
@@ -223,9 +225,290 @@ def _add_keys_agents_numbers(db: Database) -> None:
     db.create_tables([Agent, ApiKey, PhoneNumber], safe=True)
 
 
+def _add_call_agent_fields(db: Database) -> None:
+    """What the agent-call surface (/v1) keeps on a call: the agent it was handed to, the
+    contact's name, the transcript, the analysis and the recording; and which surface
+    placed it. All nullable, so SQLite adds them in place."""
+    class Frozen(Model):
+        class Meta:
+            database = db
+
+    class Agent(Frozen):
+        id = AutoField()
+
+        class Meta:
+            table_name = "agents"
+
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    pw_migrate.migrate(
+        migrator.add_column(
+            "calls", "agent_id",
+            ForeignKeyField(Agent, field=Agent.id, null=True, on_delete="SET NULL", index=False)),
+        migrator.add_column("calls", "contact_name", CharField(max_length=255, null=True)),
+        migrator.add_column("calls", "transcript", TextField(null=True)),
+        migrator.add_column("calls", "analysis", TextField(null=True)),
+        migrator.add_column("calls", "recording_url", TextField(null=True)),
+        migrator.add_column("calls", "surface", CharField(max_length=16, null=True)),
+    )
+
+
+def _add_webhook_outbox(db: Database) -> None:
+    """The webhook outbox (deliveries and their attempts), the accounts' webhook
+    subscriptions, and the provider ids of calls (completion ingest)."""
+    class Frozen(Model):
+        class Meta:
+            database = db
+
+    class Account(Frozen):
+        id = AutoField()
+
+        class Meta:
+            table_name = "accounts"
+
+    class Call(Frozen):
+        uuid = CharField(max_length=36, primary_key=True)
+
+        class Meta:
+            table_name = "calls"
+
+    class WebhookSubscription(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
+        surface = CharField(max_length=16)
+        url = TextField(null=True)
+        events = TextField(null=True)
+        active = BooleanField()
+        created_at = DateTimeField()
+        updated_at = DateTimeField()
+
+        class Meta:
+            table_name = "webhook_subscriptions"
+            indexes = ((("account", "surface"), True),)
+
+    class WebhookDelivery(Frozen):
+        id = AutoField()
+        event_id = CharField(max_length=40, unique=True)
+        account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
+        call_uuid = CharField(max_length=36, null=True)
+        surface = CharField(max_length=16)
+        event_type = CharField(max_length=64)
+        url = TextField()
+        body = TextField()
+        headers = TextField()
+        status = CharField(max_length=16)
+        attempts = IntegerField()
+        next_attempt_at = DateTimeField()
+        last_code = IntegerField(null=True)
+        last_error = TextField(null=True)
+        created_at = DateTimeField()
+        queued_at = DateTimeField()
+        delivered_at = DateTimeField(null=True)
+
+        class Meta:
+            table_name = "webhook_deliveries"
+            indexes = (
+                (("status", "next_attempt_at"), False),
+                (("call_uuid", "id"), False),
+                (("account", "id"), False),
+            )
+
+    class WebhookAttempt(Frozen):
+        id = AutoField()
+        delivery = ForeignKeyField(WebhookDelivery, on_delete="CASCADE")
+        number = IntegerField()
+        at = DateTimeField()
+        code = IntegerField(null=True)
+        latency_ms = IntegerField()
+        error = TextField(null=True)
+
+        class Meta:
+            table_name = "webhook_attempts"
+
+    class ProviderCall(Frozen):
+        id = AutoField()
+        provider_call_id = CharField(max_length=128, unique=True)
+        call = ForeignKeyField(Call, on_delete="CASCADE")
+        provider = CharField(max_length=32, null=True)
+        created_at = DateTimeField()
+        completed_at = DateTimeField(null=True)
+        status = CharField(max_length=32, null=True)
+        payload = TextField(null=True)
+
+        class Meta:
+            table_name = "provider_calls"
+
+    db.create_tables([WebhookSubscription, WebhookDelivery, WebhookAttempt, ProviderCall], safe=True)
+
+
+def _add_public_calling_api(db: Database) -> None:
+    """The public calling API (/api/public/v1): the audio library, saved campaigns, API runs,
+    voice verification requests, recordings, per-account rate-limit windows, call rates
+    and the wallet's ledger; per-day call counts (the list's totals); each call's run and reference_id, with the indexes of the
+    list's filters; an account's press-1 agent destination. New columns are nullable, so
+    SQLite adds them in place."""
+    class Frozen(Model):
+        class Meta:
+            database = db
+
+    class Account(Frozen):
+        id = AutoField()
+
+        class Meta:
+            table_name = "accounts"
+
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    pw_migrate.migrate(
+        migrator.add_column("accounts", "agent_destination", CharField(max_length=255, null=True)),
+        migrator.add_column("calls", "campaign_id", IntegerField(null=True)),
+        migrator.add_column("calls", "reference_id", CharField(max_length=120, null=True)),
+        migrator.add_index("calls", ("account_id", "direction", "created_at"), False),
+        migrator.add_index("calls", ("account_id", "to_number", "created_at"), False),
+        migrator.add_index("calls", ("account_id", "from_number", "created_at"), False),
+        migrator.add_index("calls", ("account_id", "reference_id"), False),
+    )
+
+    class AudioClip(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account, on_delete="CASCADE")
+        name = CharField(max_length=255)
+        path = TextField()
+        duration_ms = IntegerField()
+        size_bytes = IntegerField()
+        original_name = CharField(max_length=255, null=True)
+        created_at = DateTimeField()
+
+        class Meta:
+            table_name = "audio_clips"
+
+    class SavedCampaign(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account, on_delete="CASCADE")
+        name = CharField(max_length=255)
+        type = CharField(max_length=16)
+        status = CharField(max_length=16)
+        audio = ForeignKeyField(AudioClip, null=True, on_delete="SET NULL")
+        dtmf_map = TextField(null=True)
+        caller_id = CharField(max_length=32, null=True)
+        created_at = DateTimeField()
+        updated_at = DateTimeField()
+
+        class Meta:
+            table_name = "saved_campaigns"
+
+    class PublicRun(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account, on_delete="CASCADE")
+        type = CharField(max_length=16)
+        campaign = ForeignKeyField(SavedCampaign, null=True, on_delete="SET NULL")
+        audio = ForeignKeyField(AudioClip, null=True, on_delete="SET NULL")
+        audio_path = TextField(null=True)
+        dtmf_map = TextField(null=True)
+        to_number = CharField(max_length=32)
+        call_uuid = CharField(max_length=36, null=True, unique=True)
+        reference_id = CharField(max_length=120, null=True)
+        pressed = CharField(max_length=8, null=True)
+        action = CharField(max_length=32, null=True)
+        created_at = DateTimeField()
+
+        class Meta:
+            table_name = "public_runs"
+
+    class OtpRequest(Frozen):
+        id = CharField(max_length=36, primary_key=True)
+        account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
+        to_number = CharField(max_length=32)
+        code_hash = CharField(max_length=64)
+        salt = CharField(max_length=32)
+        code_length = IntegerField()
+        status = CharField(max_length=16)
+        attempts = IntegerField()
+        max_attempts = IntegerField()
+        expires_at = DateTimeField()
+        verified_at = DateTimeField(null=True)
+        call_uuid = CharField(max_length=36, null=True, unique=True)
+        reference_id = CharField(max_length=120, null=True)
+        created_at = DateTimeField()
+
+        class Meta:
+            table_name = "otp_requests"
+            indexes = ((("account", "to_number", "created_at"), False),)
+
+    class Recording(Frozen):
+        call_uuid = CharField(max_length=36, primary_key=True)
+        account = ForeignKeyField(Account, on_delete="CASCADE")
+        path = TextField()
+        content_type = CharField(max_length=32)
+        created_at = DateTimeField()
+
+        class Meta:
+            table_name = "recordings"
+
+    class RateLimitWindow(Frozen):
+        account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
+        window_start = IntegerField()
+        hits = IntegerField()
+
+        class Meta:
+            table_name = "rate_limit_windows"
+            primary_key = CompositeKey("account", "window_start")
+
+    class CallRate(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
+        prefix = CharField(max_length=16)
+        per_minute = DecimalField(max_digits=14, decimal_places=4)
+        pulse_sec = IntegerField()
+        created_at = DateTimeField()
+
+        class Meta:
+            table_name = "call_rates"
+            indexes = ((("account", "prefix"), True),)
+
+    class LedgerEntry(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
+        kind = CharField(max_length=16)
+        amount = DecimalField(max_digits=14, decimal_places=4)
+        balance_after = DecimalField(max_digits=14, decimal_places=4)
+        call_uuid = CharField(max_length=36, null=True, unique=True)
+        billsec = IntegerField(null=True)
+        per_minute = DecimalField(max_digits=14, decimal_places=4, null=True)
+        pulse_sec = IntegerField(null=True)
+        description = TextField(null=True)
+        created_at = DateTimeField()
+
+        class Meta:
+            table_name = "ledger_entries"
+            indexes = ((("account", "id"), False),)
+
+    class CallDayCount(Frozen):
+        account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
+        day = DateField()
+        direction = CharField(max_length=8)
+        status = CharField(max_length=16)
+        n = IntegerField()
+
+        class Meta:
+            table_name = "call_day_counts"
+            primary_key = CompositeKey("account", "day", "direction", "status")
+
+    class CallCountMark(Frozen):
+        account = ForeignKeyField(Account, primary_key=True, on_delete="CASCADE")
+        rolled_until = DateField()
+
+        class Meta:
+            table_name = "call_count_marks"
+
+    db.create_tables([AudioClip, SavedCampaign, PublicRun, OtpRequest, Recording, RateLimitWindow,
+                      CallRate, LedgerEntry, CallDayCount, CallCountMark], safe=True)
+
+
 MIGRATIONS = [
     _create_initial_tables,
     _add_keys_agents_numbers,
+    _add_call_agent_fields,
+    _add_webhook_outbox,
+    _add_public_calling_api,
 ]
 
 

@@ -54,3 +54,40 @@ def check_slug(value: str, what: str) -> str:
             " starting with a letter or digit"
         )
     return value
+
+
+#: Native AI providers a call's media can go to instead of a bot's WebSocket.
+MEDIA_PROVIDERS = ("elevenlabs", "vapi")
+_PROVIDER_REF_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
+
+
+def check_media_target(value: str, what: str = "socket_url") -> str:
+    """Where a call's media goes, in the call-control API's forms.
+
+    * ``ws://…`` or ``wss://…``: a bot's WebSocket;
+    * ``elevenlabs`` or ``vapi``: that provider, its agent chosen later (routing
+      webhook, number or account settings);
+    * ``elevenlabs&<agent id>`` or ``vapi&<assistant id>``: that provider and agent.
+
+    Returns the value stripped, with the provider's name in lower case; the id after
+    ``&`` is kept as given (provider ids are case-sensitive).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} is empty")
+    text = value.strip()
+    provider, sep, ref = text.partition("&")
+    if provider.lower() in MEDIA_PROVIDERS:
+        if not sep:
+            return provider.lower()
+        if not _PROVIDER_REF_RE.match(ref):
+            raise ValueError(
+                f"{what} {text!r}: the id after '&' is invalid; expected 1-128 characters"
+                " A-Z, a-z, 0-9, '_', '.', ':' or '-'"
+            )
+        return f"{provider.lower()}&{ref}"
+    if "://" not in text:
+        raise ValueError(
+            f"{what} {text!r} is invalid; expected a ws:// or wss:// URL, 'elevenlabs',"
+            " 'vapi', 'elevenlabs&<agent id>' or 'vapi&<assistant id>'"
+        )
+    return check_socket_url(text, what)

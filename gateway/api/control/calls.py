@@ -1,0 +1,226 @@
+"""``/api/calls``: place calls and control live ones through the call controller.
+
+Placing (``POST /api/calls``)
+    * ``destination_number`` and ``caller_id_number`` are normalised to E.164 in the
+      account's region; ``caller_id_number`` defaults to the account's default caller ID
+      (400 if it has none).
+    * Media: ``socket_url`` (a ws/wss URL, ``elevenlabs``, ``vapi``, ``elevenlabs&<agent
+      id>``, ``vapi&<assistant id>``, stored as given) and/or ``webhook_url`` (the routing
+      webhook, and where status callbacks go). With neither, the account's
+      ``default_socket_url`` and ``default_webhook_url`` apply; with no default either,
+      400. A request that names one of them gets no default for the other.
+    * 200 ``{"call_uuid", "status": "queued"}`` once FreeSWITCH has the originate; the
+      call then moves through ringing, in-progress, … (``GET /api/calls/{call_uuid}``).
+    * 503 when no FreeSWITCH node is connected or the node refused the command.
+
+Controlling (hangup, transfer, redirect)
+    404 ``Call not found`` for an unknown call or another account's; 409 for a call that
+    has ended; 503 when its FreeSWITCH node is unreachable. Commands are sent, not
+    awaited: the answer carries the status the call had when the command went out.
+
+Redirect
+    The media bridge owns swapping the bot. Until the call is answered, redirect only
+    stores the new target (``socket_url``), which the bridge uses on answer. On an
+    answered call it calls the ``redirect_media(call, media_server)`` hook of the
+    ``Gateway`` (set by the media bridge) and then stores the target; without that hook
+    the answer is 409 ``media bridge not available`` and nothing changes.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import g
+from flask.views import MethodView
+
+from gateway.api.control import api_status
+from gateway.api.control.schemas import (
+    ActionResultSchema,
+    CallCreatedSchema,
+    CallRefSchema,
+    CallSchema,
+    PlaceCallSchema,
+    RedirectSchema,
+    TransferSchema,
+)
+from gateway.api.errors import fail
+from gateway.api.surface import (
+    SurfaceBlueprint,
+    find_call,
+    gateway,
+    normalize_number,
+    place_call,
+    seconds_between,
+)
+from gateway.calls.controller import CallError
+from gateway.models import Call, utcnow
+
+blp = SurfaceBlueprint(
+    "call-control", __name__, url_prefix="/api/calls",
+    description="Live call control: place calls, hang up, transfer, redirect media, read a call.",
+)
+
+CALL_NOT_FOUND = "Call not found"
+MEDIA_BRIDGE_UNAVAILABLE = "media bridge not available"
+_EXTENSION = re.compile(r"[0-9]{3,5}")
+
+
+@blp.before_request
+def _account_wide_keys_only():
+    auth = g.get("auth")
+    if auth is not None and auth.owner_agent_id is not None:
+        fail(403, "This API key belongs to one agent; call control needs an account-wide key")
+
+
+def _owned_call(call_uuid: str) -> Call:
+    call = find_call(g.auth.account.id, call_uuid)
+    if call is None:
+        fail(404, CALL_NOT_FOUND)
+    return call
+
+
+def _command(call: Call, action: str, send) -> dict:
+    """Send a controller command for ``call``; CallError becomes the error it names."""
+    try:
+        send()
+    except CallError as exc:
+        fail(exc.code, CALL_NOT_FOUND if exc.code == 404 else str(exc))
+    return {"call_uuid": call.uuid, "action": action, "status": api_status(call)}
+
+
+@blp.route("")
+class Calls(MethodView):
+    @blp.requires("calls:write", body=True)
+    @blp.arguments(PlaceCallSchema, example={
+        "destination_number": "+5511999999999", "caller_id_number": "+12125550100",
+        "caller_id_name": "My Business", "socket_url": "wss://my-bot-server.com/media"})
+    @blp.response(200, CallCreatedSchema)
+    @blp.error(503, "No FreeSWITCH node is connected, or it refused the call")
+    def post(self, args):
+        """Place a call
+
+        The media goes to ``socket_url``, or the routing ``webhook_url`` decides, or the
+        account's defaults apply. Numbers are normalised to E.164 in the account's region.
+        """
+        account = g.auth.account
+        to_number = normalize_number("destination_number", args["destination_number"], account.region)
+        caller = args.get("caller_id_number") or account.default_caller_id
+        if not caller:
+            fail(400, "caller_id_number is required: the account has no default caller ID")
+        from_number = normalize_number("caller_id_number", caller, account.region)
+        socket_url, webhook_url = args.get("socket_url"), args.get("webhook_url")
+        if socket_url is None and webhook_url is None:
+            socket_url, webhook_url = account.default_socket_url, account.default_webhook_url
+            if socket_url is None and webhook_url is None:
+                fail(400, "socket_url or webhook_url is required: the account has no default for either")
+        call = place_call(
+            account, to_number=to_number, from_number=from_number,
+            caller_id_name=args.get("caller_id_name") or "", socket_url=socket_url,
+            webhook_url=webhook_url, surface="api",
+        )
+        return {"call_uuid": call.uuid, "status": api_status(call)}
+
+
+@blp.route("/hangup")
+class Hangup(MethodView):
+    @blp.requires("calls:write", body=True)
+    @blp.arguments(CallRefSchema, example={"call_uuid": "d3b07384-d113-444c-9e7b-2c6f0a1b3d8e"})
+    @blp.response(200, ActionResultSchema)
+    @blp.error(404, CALL_NOT_FOUND)
+    @blp.error(409, "The call has already ended")
+    @blp.error(503, "The call's FreeSWITCH node is unreachable")
+    def post(self, args):
+        """Hang up a live call"""
+        call = _owned_call(args["call_uuid"])
+        return _command(call, "hangup", lambda: gateway().controller.hangup(call.uuid))
+
+
+@blp.route("/transfer")
+class Transfer(MethodView):
+    @blp.requires("calls:write", body=True)
+    @blp.arguments(TransferSchema, example={
+        "call_uuid": "d3b07384-d113-444c-9e7b-2c6f0a1b3d8e", "destination_number": "+5511999999999"})
+    @blp.response(200, ActionResultSchema)
+    @blp.error(404, CALL_NOT_FOUND)
+    @blp.error(409, "The call has already ended")
+    @blp.error(503, "The call's FreeSWITCH node is unreachable")
+    def post(self, args):
+        """Blind-transfer a live call
+
+        To a PSTN number (normalised to E.164 in the account's region), a 3-5 digit
+        extension, or a SIP URI (``sip:user@host``).
+        """
+        call = _owned_call(args["call_uuid"])
+        destination = _transfer_destination(args["destination_number"], g.auth.account.region)
+        return _command(call, "transfer", lambda: gateway().controller.transfer(call.uuid, destination))
+
+
+@blp.route("/redirect")
+class Redirect(MethodView):
+    @blp.requires("calls:write", body=True)
+    @blp.arguments(RedirectSchema, example={
+        "call_uuid": "d3b07384-d113-444c-9e7b-2c6f0a1b3d8e", "media_server": "elevenlabs"})
+    @blp.response(200, ActionResultSchema)
+    @blp.error(404, CALL_NOT_FOUND)
+    @blp.error(409, "The call has ended, or the media bridge is not available")
+    @blp.error(503, "The call's FreeSWITCH node is unreachable")
+    def post(self, args):
+        """Switch the media driver of a live call
+
+        ``media_server``: ``elevenlabs`` or a WebSocket URL (also ``vapi`` and the
+        ``&<id>`` forms). Before the answer the new target is stored and used on answer.
+        """
+        call = _owned_call(args["call_uuid"])
+        target = args["media_server"]
+        if call.status not in ("queued", "ringing", "in_progress"):
+            fail(409, f"call has already ended ({call.status})")
+        if call.status == "in_progress":
+            hook = getattr(gateway(), "redirect_media", None)
+            if not callable(hook):
+                fail(409, MEDIA_BRIDGE_UNAVAILABLE)
+            try:
+                hook(call, target)
+            except CallError as exc:
+                fail(exc.code, CALL_NOT_FOUND if exc.code == 404 else str(exc))
+        Call.update(socket_url=target, updated_at=utcnow()).where(Call.uuid == call.uuid).execute()
+        return {"call_uuid": call.uuid, "action": "redirect", "status": api_status(call)}
+
+
+@blp.route("/<call_uuid>")
+class CallById(MethodView):
+    @blp.requires("calls:read")
+    @blp.response(200, CallSchema)
+    @blp.error(404, CALL_NOT_FOUND)
+    def get(self, call_uuid):
+        """Read a call"""
+        call = _owned_call(call_uuid)
+        if call.billsec is not None:
+            duration = call.billsec
+        elif call.status == "in_progress":
+            duration = seconds_between(call.answered_at, utcnow())
+        else:
+            duration = 0
+        return {
+            "call_uuid": call.uuid,
+            "status": api_status(call),
+            "direction": call.direction,
+            "destination_number": call.to_number,
+            "caller_id_number": call.from_number,
+            "caller_id_name": call.caller_id_name,
+            "socket_url": call.socket_url,
+            "webhook_url": call.webhook_url,
+            "hangup_cause": call.hangup_cause,
+            "duration": duration,
+            "created_at": call.created_at,
+            "answered_at": call.answered_at,
+            "ended_at": call.ended_at,
+        }
+
+
+def _transfer_destination(text: str, region: str) -> str:
+    """A SIP URI or an extension as given; anything else is a phone number, in E.164.
+    (The controller validates URIs and extensions against the transfer dialplan.)"""
+    target = text.strip()
+    if target.lower().startswith(("sip:", "sips:")) or _EXTENSION.fullmatch(target):
+        return target
+    return normalize_number("destination_number", target, region)

@@ -1,0 +1,104 @@
+"""Request and response bodies of ``/api`` (field names as the contract spells them).
+
+Request bodies refuse unknown fields (400): a misspelt ``socket_url`` would otherwise
+silently send the call's media to the account's default. ``null`` for an optional
+field means the same as leaving it out.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import RAISE, ValidationError, validate
+
+from gateway.api.surface import Text, UTCDateTime
+from gateway.models.validators import check_media_target, check_webhook_url
+
+
+class Checked(Text):
+    """A text field cleaned by one of ``gateway.models.validators``' checkers."""
+
+    def __init__(self, checker, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.checker = checker
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return self.checker(text, attr)
+        except ValueError as exc:
+            message = str(exc)  # "<attr> '<value>' is …": the field name is added once, later
+            raise ValidationError(message.removeprefix(f"{attr} ")) from None
+
+
+class StrictSchema(ma.Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class PlaceCallSchema(StrictSchema):
+    destination_number = Text(
+        required=True, validate=validate.Length(min=1, max=64),
+        metadata={"description": "Number to call; read in the account's region unless it starts with +",
+                  "example": "5511999999999"})
+    caller_id_number = Text(
+        allow_none=True, validate=validate.Length(min=1, max=64),
+        metadata={"description": "Caller ID; the account's default caller ID if omitted"})
+    caller_id_name = Text(allow_none=True, validate=validate.Length(max=64))
+    socket_url = Checked(
+        check_media_target, allow_none=True, validate=validate.Length(min=1, max=2048),
+        metadata={"description": "Where the media goes: a ws:// or wss:// URL, 'elevenlabs', 'vapi',"
+                                 " 'elevenlabs&<agent id>' or 'vapi&<assistant id>'. Takes precedence"
+                                 " over webhook_url for the media.",
+                  "example": "wss://my-bot-server.com/media"})
+    webhook_url = Checked(
+        check_webhook_url, allow_none=True, validate=validate.Length(min=1, max=2048),
+        metadata={"description": "Routing webhook consulted when the call starts (if no socket_url),"
+                                 " and target of the call's status callbacks",
+                  "example": "https://my-api.com/route-call"})
+
+
+class CallCreatedSchema(ma.Schema):
+    call_uuid = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, metadata={"example": "queued"})
+
+
+class CallRefSchema(StrictSchema):
+    call_uuid = Text(required=True, validate=validate.Length(min=1, max=64))
+
+
+class TransferSchema(CallRefSchema):
+    destination_number = Text(
+        required=True, validate=validate.Length(min=1, max=300),
+        metadata={"description": "A PSTN number (read in the account's region unless it starts"
+                                 " with +), a 3-5 digit extension, or a sip:/sips: URI"})
+
+
+class RedirectSchema(CallRefSchema):
+    media_server = Checked(
+        check_media_target, required=True, validate=validate.Length(min=1, max=2048),
+        metadata={"description": "'elevenlabs' (native integration) or a ws:// or wss:// URL; also"
+                                 " 'vapi', 'elevenlabs&<agent id>', 'vapi&<assistant id>'",
+                  "example": "elevenlabs"})
+
+
+class ActionResultSchema(ma.Schema):
+    call_uuid = ma.fields.String(required=True)
+    action = ma.fields.String(required=True, validate=validate.OneOf(["hangup", "transfer", "redirect"]))
+    status = ma.fields.String(required=True, metadata={"description": "The call's status when the command was sent"})
+
+
+class CallSchema(ma.Schema):
+    call_uuid = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, metadata={
+        "description": "queued, ringing, in-progress, completed, busy, no-answer, canceled or failed"})
+    direction = ma.fields.String(required=True, metadata={"description": "outbound or inbound"})
+    destination_number = ma.fields.String(required=True)
+    caller_id_number = ma.fields.String(required=True)
+    caller_id_name = ma.fields.String(required=True)
+    socket_url = ma.fields.String(allow_none=True, required=True)
+    webhook_url = ma.fields.String(allow_none=True, required=True)
+    hangup_cause = ma.fields.String(allow_none=True, required=True)
+    duration = ma.fields.Integer(required=True, metadata={"description": "Seconds since the answer (0 if never answered)"})
+    created_at = UTCDateTime(required=True)
+    answered_at = UTCDateTime(allow_none=True, required=True)
+    ended_at = UTCDateTime(allow_none=True, required=True)

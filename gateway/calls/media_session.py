@@ -1,0 +1,567 @@
+"""A call's bot session: which bot, starting the stream, redirect, and the failure policy.
+
+On CHANNEL_ANSWER (the controller's ``in_progress`` transition) ``MediaSessions``:
+
+1. decides the media target, first match wins:
+   the call's ``socket_url`` (``ws://…``/``wss://…``, ``elevenlabs``, ``elevenlabs&<agent
+   id>``, ``vapi``, ``vapi&<assistant id>``, or ``agent:<key>`` for one of the account's
+   agents); else the call's agent (``Call.agent``, /v1); else the call's ``webhook_url`` through the routing webhook (3 s, no retry;
+   ``connect`` gives the target, ``hangup`` ends the call, ``default``/failure falls
+   through); else, for an inbound call, its number's route; else the account's
+   ``default_socket_url``; else the account's ``default_webhook_url``.  A provider without
+   an id takes it from the number's agent or the account's first active agent of that
+   provider; keys come from the account (``elevenlabs_api_key``, ``vapi_api_key``);
+2. opens the call's ``CallStream`` on the bridge (playback form from the node's settings)
+   and, at the same time, connects the bot and sends ``uuid_audio_stream <uuid> start
+   <bridge url> mono 8k <metadata>``.
+
+Failure policy (every step is written to the call's log, kind ``media``):
+
+* the bot cannot be reached (refused, DNS, TLS, upgrade refused, no answer within
+  ``bot_connect_timeout``, provider API error, no agent id or key) -> the account's
+  ``default_socket_url`` is tried once, if it is a different target -> else the call is
+  hung up with ``hangup_cause`` (SERVICE_UNAVAILABLE) and reason ``bot_unreachable``;
+* the bot's socket breaks mid-call (no close frame, a close code other than 1000/1001,
+  or it stops reading for 10 s) -> the same fallback once -> else hang up, reason
+  ``bot_disconnected``;
+* the bot closes cleanly (1000/1001: it is done, e.g. ElevenLabs' ``end_call``) -> the
+  audio it already sent plays out (at most 10 s), then the call is hung up with
+  NORMAL_CLEARING, reason ``bot_ended``;
+* mod_audio_stream reports an error, does not connect within ``fs_connect_timeout``, or
+  its socket drops while the call lives -> the stream is restarted once -> else hang
+  up, reason ``media_stream_failed``;
+* the routing webhook answers ``hangup`` -> hang up with NORMAL_CLEARING and its reason;
+  no target at all -> hang up, reason ``no_media_target``; a routing ``timeout``
+  (seconds) ends the call with NORMAL_CLEARING, reason ``session_timeout``;
+* a malformed message from a bot is logged (the first 10 per call) and skipped.
+
+Redirect (``redirect(call_uuid, media_server)``) connects the new bot first, while the
+old one keeps talking, then swaps: the old bot gets ``stop``, the new one has had
+``connected``/``start``, the FreeSWITCH stream is untouched and the caller's audio goes
+to the new bot from the next 20 ms frame on.
+
+ESL events reach the call's stream through the controller's ``event_hooks`` (every event
+of a live call, on its worker, in order): ``mod_audio_stream::*``, DTMF, PLAYBACK_*.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import gevent
+from peewee import IntegrityError
+
+from gateway.calls.controller import CallError
+from gateway.calls.states import FINAL, Status
+from gateway.config import MediaSettings
+from gateway.media.bridge import CallStream, MediaBridge
+from gateway.media.connectors import BotLink, BotUnavailable, CallInfo, open_link, redact
+from gateway.media.twilio import Closed
+from gateway.models.db import connection_scope
+from gateway.models import Account, Agent, Call, CallEvent, PhoneNumber
+from gateway.models.validators import check_media_target
+from gateway.webhooks import routing
+from gateway.webhooks.provider import register_provider_call
+
+logger = logging.getLogger(__name__)
+
+HOOKED_EVENTS = frozenset({"CUSTOM", "DTMF", "PLAYBACK_START", "PLAYBACK_STOP"})
+DRAIN_LIMIT = 10.0  # seconds of a finished bot's audio still played before the hangup
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a call's media goes: ``kind`` websocket|elevenlabs|vapi|agent, ``ref`` the URL,
+    provider id or agent key (None: to be found in the account's agents)."""
+
+    kind: str
+    ref: str | None = None
+    source: str = "socket_url"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "websocket":
+            return redact(self.ref or "")
+        return f"{self.kind}&{self.ref}" if self.ref else self.kind
+
+
+class Refusal(Exception):
+    """The call must not get a bot: hang up with ``reason``."""
+
+    def __init__(self, reason: str, cause: str = "NORMAL_CLEARING") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause
+
+
+def parse_target(value: str, source: str = "socket_url") -> Target:
+    """The call-control API's forms (``check_media_target``), plus ``agent:<key>``."""
+    text = (value or "").strip()
+    if text.startswith("agent:") and len(text) > 6:
+        return Target("agent", text[6:], source)
+    text = check_media_target(text, source)  # ValueError with a clear message
+    if "://" in text:
+        return Target("websocket", text, source)
+    provider, _, ref = text.partition("&")
+    return Target(provider, ref or None, source)
+
+
+@dataclass
+class MediaSession:
+    call_uuid: str
+    account_id: int
+    info: CallInfo
+    stream: CallStream
+    target: Target
+    link: BotLink | None = None
+    tried: list[str] = field(default_factory=list)  # labels of targets tried
+    fallback_used: bool = False
+    stream_restarted: bool = False
+    ended: bool = False
+    transcript: list[dict] = field(default_factory=list)
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class _Commands:
+    """The controller commands a ``CallStream`` sends, each closing any connection it
+    opened (the controller reads the call row when the call is no longer live)."""
+
+    def __init__(self, controller) -> None:
+        self.controller = controller
+
+    def broadcast(self, call_uuid: str, path: str) -> None:
+        with connection_scope():
+            self.controller.broadcast(call_uuid, path, log=False)
+
+    def break_playback(self, call_uuid: str) -> None:
+        with connection_scope():
+            self.controller.break_playback(call_uuid)
+
+
+def _spawn(fn, *args) -> gevent.Greenlet:
+    """A greenlet whose failure is logged here (a call that vanished from the database
+    under us, say), never printed by the hub or passed to other calls."""
+    def run():
+        try:
+            with connection_scope():
+                fn(*args)
+        except Exception:
+            logger.exception("media session: %s failed", getattr(fn, "__name__", fn))
+    return gevent.spawn(run)
+
+
+def attach_event_hook(controller, hook: Callable[[str, object], None]) -> None:
+    """Have ``hook(call_uuid, event)`` called for the ESL events of calls: appended to
+    ``controller.event_hooks`` (the worker calls them for every event of a live call).
+    A controller without that list gets each node's event callback wrapped instead (the
+    hook then runs on the reader greenlet, so it must only enqueue; ours does)."""
+    hooks = getattr(controller, "event_hooks", None)
+    if isinstance(hooks, list):
+        hooks.append(hook)
+        return
+    for node in controller.nodes.values():
+        original = node.on_event
+
+        def on_event(n, event, _original=original):
+            call_uuid = event.unique_id
+            if call_uuid:
+                try:
+                    hook(call_uuid, event)
+                except Exception:
+                    logger.exception("media event hook failed")
+            _original(n, event)
+
+        node.on_event = on_event
+
+
+def transcript(call_uuid: str) -> list[dict]:
+    """The call's conversation as ``[{"user": …}, {"bot": …}, …]``, in order."""
+    rows = (CallEvent.select().where(CallEvent.call == call_uuid, CallEvent.kind == "transcript")
+            .order_by(CallEvent.seq))
+    return [row.detail for row in rows]
+
+
+class MediaSessions:
+    """Every bot session of this process; see the module docstring."""
+
+    def __init__(self, controller, bridge: MediaBridge, settings: MediaSettings | None = None, *,
+                 request_route: Callable | None = None, hangup_cause: str = "SERVICE_UNAVAILABLE",
+                 fs_connect_timeout: float = 5.0) -> None:
+        self.controller = controller
+        self.bridge = bridge
+        self.settings = settings or MediaSettings()
+        self.hangup_cause = hangup_cause
+        self.fs_connect_timeout = fs_connect_timeout
+        self.sessions: dict[str, MediaSession] = {}
+        self._commands = _Commands(controller)
+        self._request_route = request_route or routing.request_route
+        controller.listeners.append(self._on_transition)
+        attach_event_hook(controller, self._on_event)
+
+    # -- controller callbacks (must not block) ------------------------------------------
+    def _on_transition(self, call_uuid: str, transition) -> None:
+        if transition.to_status is Status.IN_PROGRESS:
+            _spawn(self.begin, call_uuid)
+        elif transition.to_status in FINAL:
+            session = self.sessions.pop(call_uuid, None)
+            if session is not None:
+                _spawn(self._finish, session)
+
+    def _on_event(self, call_uuid: str, event) -> None:
+        if event.name in HOOKED_EVENTS:
+            self.bridge.route_event(call_uuid, event)
+
+    # -- starting -----------------------------------------------------------------------
+    def begin(self, call_uuid: str) -> MediaSession | None:
+        if call_uuid in self.sessions:
+            return self.sessions[call_uuid]
+        with connection_scope():
+            call = Call.get_or_none(Call.uuid == call_uuid)
+            if call is None:
+                return None
+            if call.surface == "public":
+                return None  # played by gateway.calls.scripts (blast, press-1, OTP), not by a bot
+            account = Account.get_by_id(call.account_id)
+            info = CallInfo(call.uuid, str(account.id), call.direction, call.from_number, call.to_number,
+                            dict(call.custom_args or {}))
+            try:
+                target, timeout = self.decide(call, account)
+            except (Refusal, ValueError) as exc:
+                refusal = exc if isinstance(exc, Refusal) else Refusal("invalid_media_target", self.hangup_cause)
+                self._log(call_uuid, {"event": "no_bot", "reason": refusal.reason,
+                                      **({"error": str(exc)} if isinstance(exc, ValueError) else {})})
+                self._hangup(call_uuid, refusal.cause, refusal.reason)
+                return None
+        form = self.settings.playback_for(call.node)
+        stream = self.bridge.open(call_uuid, form=form, control=self._commands, owner=self)
+        session = MediaSession(call_uuid, account.id, info, stream, target)
+        self.sessions[call_uuid] = session
+        self._log(call_uuid, {"event": "media_target", "target": target.label, "source": target.source,
+                              "playback": form})
+        _spawn(self._connect_first, session)
+        if timeout:
+            gevent.spawn_later(timeout, _spawn, self._session_timeout, session)
+        self._start_stream(session)
+        _spawn(self._watch_fs, session)
+        return session
+
+    def _start_stream(self, session: MediaSession) -> bool:
+        metadata = json.dumps({"call_uuid": session.call_uuid, "account_id": session.info.account_id,
+                               "direction": session.info.direction}, separators=(",", ":"))
+        try:
+            self.controller.start_stream(session.call_uuid, self.bridge.url_for(session.stream), "mono", "8k",
+                                         metadata)
+            return True
+        except CallError as exc:
+            self._log(session.call_uuid, {"event": "stream_start_failed", "error": str(exc)})
+            return False
+
+    def _watch_fs(self, session: MediaSession) -> None:
+        if not session.stream.fs_connected.wait(self.fs_connect_timeout) and not session.ended:
+            self.fs_failed(session.stream, f"mod_audio_stream did not connect within {self.fs_connect_timeout}s")
+
+    def _connect_first(self, session: MediaSession) -> None:
+        link = self._open(session, session.target)
+        if link is None and not session.ended:
+            fallback = self._fallback(session)
+            if fallback is not None:
+                link = self._open(session, fallback)
+        if session.ended:
+            if link is not None:
+                link.close(stop=True)
+            return
+        if link is None:
+            self._give_up(session, "bot_unreachable")
+            return
+        session.link = link
+        session.stream.set_bot(link)
+
+    # -- deciding the target ------------------------------------------------------------
+    def decide(self, call: Call, account: Account) -> tuple[Target, float | None]:
+        """The call's media target and an optional session timeout; raises ``Refusal``."""
+        if call.socket_url:
+            try:
+                target = parse_target(call.socket_url, "socket_url")
+            except ValueError as exc:
+                self._log(call.uuid, {"event": "bad_media_target", "error": str(exc)})
+                raise Refusal("invalid_media_target", self.hangup_cause) from None
+            return self._resolve(call, account, target), None
+        agent_id = getattr(call, "agent_id", None)  # a /v1 call names the agent it goes to
+        if agent_id is not None:
+            agent = Agent.get_or_none(Agent.id == agent_id)
+            if agent is not None and agent.active:
+                return self._resolve(call, account, Target(agent.driver, agent.driver_ref, "agent")), None
+        if call.webhook_url:
+            routed = self._route(call, account, call.webhook_url)
+            if routed is not None:
+                return routed
+        if call.direction == "inbound":
+            number = PhoneNumber.get_or_none(PhoneNumber.e164 == call.to_number, PhoneNumber.active == True)  # noqa: E712
+            if number is not None and number.account_id == account.id:
+                if number.route == "bot" and number.socket_url:
+                    return self._resolve(call, account, parse_target(number.socket_url, "number")), None
+                if number.route == "agent" and number.agent_id is not None:
+                    agent = number.agent
+                    return self._resolve(call, account, Target(agent.driver, agent.driver_ref, "number")), None
+                if number.route == "webhook" and number.webhook_url:
+                    routed = self._route(call, account, number.webhook_url)
+                    if routed is not None:
+                        return routed
+        if account.default_socket_url:
+            return self._resolve(call, account, parse_target(account.default_socket_url, "account_default")), None
+        if account.default_webhook_url:
+            routed = self._route(call, account, account.default_webhook_url)
+            if routed is not None:
+                return routed
+        raise Refusal("no_media_target", self.hangup_cause)
+
+    def _route(self, call: Call, account: Account, url: str) -> tuple[Target, float | None] | None:
+        """Ask the routing webhook; None means "default" (fall through)."""
+        try:
+            decision = self._request_route(url=url, secret=account.webhook_secret, call_uuid=call.uuid,
+                                     direction=call.direction, caller_number=call.from_number,
+                                     destination_number=call.to_number, account_id=str(account.id), timeout=3.0)
+        except Exception as exc:  # the webhook module's own failure: same as "default"
+            self._log(call.uuid, {"event": "routing_webhook_failed", "error": str(exc)[:200]})
+            return None
+        action = getattr(decision, "action", "default")
+        self._log(call.uuid, {"event": "routing_webhook", "action": action,
+                              "reason": getattr(decision, "reason", None)})
+        if action == "hangup":
+            raise Refusal(getattr(decision, "reason", None) or "routing_webhook_hangup")
+        if action == "connect" and getattr(decision, "socket_url", None):
+            try:
+                target = parse_target(decision.socket_url, "routing_webhook")
+            except ValueError as exc:
+                self._log(call.uuid, {"event": "routing_webhook_bad_target", "error": str(exc)})
+                return None
+            timeout = getattr(decision, "timeout", None)
+            return self._resolve(call, account, target), (float(timeout) if timeout else None)
+        return None
+
+    def _resolve(self, call: Call, account: Account, target: Target) -> Target:
+        """Fill in a provider's id from the account's agents; expand ``agent:<key>``."""
+        if target.kind == "agent":
+            agent = Agent.get_or_none(Agent.account == account.id, Agent.key == target.ref)
+            if agent is None or not agent.active:
+                raise Refusal(f"agent {target.ref!r} not found", self.hangup_cause)
+            return Target(agent.driver, agent.driver_ref, target.source)
+        if target.kind in ("elevenlabs", "vapi") and not target.ref:
+            agent = (Agent.select().where(Agent.account == account.id, Agent.driver == target.kind,
+                                          Agent.active == True)  # noqa: E712
+                     .order_by(Agent.id).first())
+            if agent is not None:
+                return Target(target.kind, agent.driver_ref, target.source)
+        return target
+
+    def _fallback(self, session: MediaSession) -> Target | None:
+        if session.fallback_used:
+            return None
+        session.fallback_used = True
+        with connection_scope():
+            account = Account.get_by_id(session.account_id)
+            if not account.default_socket_url:
+                return None
+            try:
+                target = parse_target(account.default_socket_url, "fallback")
+                call = Call.get_by_id(session.call_uuid)
+                target = self._resolve(call, account, target)
+            except (ValueError, Refusal):
+                return None
+        if target.label in session.tried:
+            return None
+        self._log(session.call_uuid, {"event": "fallback", "target": target.label})
+        return target
+
+    # -- connecting -----------------------------------------------------------------------
+    def _open(self, session: MediaSession, target: Target) -> BotLink | None:
+        session.tried.append(target.label)
+        api_key = None
+        if target.kind in ("elevenlabs", "vapi"):
+            with connection_scope():
+                account = Account.get_by_id(session.account_id)
+                api_key = account.elevenlabs_api_key if target.kind == "elevenlabs" else account.vapi_api_key
+        started = time.monotonic()
+        try:
+            if target.kind not in ("websocket", "elevenlabs", "vapi"):
+                raise BotUnavailable(f"unknown target {target.kind!r}")
+            if target.kind != "websocket" and not target.ref:
+                raise BotUnavailable(f"no {target.kind} agent id: pass {target.kind}&<id> or add an agent")
+            timeout = self.settings.bot_connect_timeout
+            with gevent.Timeout(timeout + 1.0, BotUnavailable("timed out")):
+                link = open_link(target.kind, target.ref or "", session.info, connect_timeout=timeout,
+                                 api_key=api_key, elevenlabs_url=self.settings.elevenlabs_url,
+                                 vapi_url=self.settings.vapi_url)
+        except BotUnavailable as exc:
+            self._log(session.call_uuid, {"event": "bot_connect_failed", "target": target.label,
+                                          "connector": target.kind, "error": str(exc)})
+            return None
+        except Exception as exc:  # a connector bug must not take the call down silently
+            logger.exception("call %s: connecting %s failed", session.call_uuid, target.label)
+            self._log(session.call_uuid, {"event": "bot_connect_failed", "target": target.label,
+                                          "connector": target.kind, "error": type(exc).__name__})
+            return None
+        self._log(session.call_uuid, {"event": "bot_connected", "target": link.label, "connector": link.kind,
+                                      "connect_ms": round((time.monotonic() - started) * 1000, 1)})
+        return link
+
+    # -- redirect -------------------------------------------------------------------------
+    def redirect(self, call_uuid: str, media_server: str) -> dict:
+        """Swap the call's bot without touching FreeSWITCH; raises ``CallError``."""
+        session = self.sessions.get(call_uuid)
+        if session is None or session.ended:
+            raise CallError("the call has no active media session", code=409)
+        try:
+            target = parse_target(media_server, "redirect")
+            with connection_scope():
+                account = Account.get_by_id(session.account_id)
+                call = Call.get_by_id(call_uuid)
+                target = self._resolve(call, account, target)
+        except ValueError as exc:
+            raise CallError(str(exc), code=400) from None
+        except Refusal as refusal:
+            raise CallError(refusal.reason, code=400) from None
+        old_label = session.link.label if session.link is not None else None
+        link = self._open(session, target)
+        if link is None:
+            raise CallError(f"media server {target.label} is unreachable", code=502)
+        if session.ended:
+            link.close(stop=False)
+            raise CallError("the call has ended", code=409)
+        stream = session.stream
+        last_old = stream.last_frame_to_bot
+        session.link, session.target = link, target
+        stream.set_bot(link)
+        _spawn(self._log_redirect_gap, session, link, old_label, last_old)
+        return {"call_uuid": call_uuid, "media_server": target.label, "connector": link.kind}
+
+    def _log_redirect_gap(self, session: MediaSession, link: BotLink, old_label, last_old) -> None:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and id(link) not in session.stream.first_frame_to_bot:
+            gevent.sleep(0.02)
+        first_new = session.stream.first_frame_to_bot.get(id(link))
+        gap = round((first_new - last_old) * 1000, 1) if first_new and last_old else None
+        self._log(session.call_uuid, {"event": "redirect", "from": old_label, "to": link.label,
+                                      "caller_audio_gap_ms": gap})
+
+    # -- StreamOwner: reports from the call's stream ------------------------------------
+    def bot_closed(self, stream: CallStream, link: BotLink, event: Closed) -> None:
+        session = self.sessions.get(stream.call_uuid)
+        if session is None or session.link is not link or session.ended:
+            return
+        self._log(stream.call_uuid, {"event": "bot_closed", "target": link.label, "code": event.code,
+                                     "reason": event.reason[:200], "clean": event.clean})
+        if event.clean:
+            _spawn(self._bot_ended, session)
+        else:
+            _spawn(self._bot_failed, session)
+
+    def _bot_ended(self, session: MediaSession) -> None:
+        stream = session.stream
+        deadline = time.monotonic() + DRAIN_LIMIT
+        while not session.ended and not stream.playout.idle(time.monotonic()) and time.monotonic() < deadline:
+            gevent.sleep(0.02)
+        if not session.ended:
+            self._give_up(session, "bot_ended", cause="NORMAL_CLEARING")
+
+    def _bot_failed(self, session: MediaSession) -> None:
+        fallback = self._fallback(session)
+        link = self._open(session, fallback) if fallback is not None else None
+        if session.ended:
+            if link is not None:
+                link.close(stop=True)
+            return
+        if link is None:
+            self._give_up(session, "bot_disconnected")
+            return
+        session.link, session.target = link, fallback
+        session.stream.set_bot(link)
+
+    def fs_failed(self, stream: CallStream, reason: str) -> None:
+        session = self.sessions.get(stream.call_uuid)
+        if session is None or session.ended or session.stream is not stream:
+            return
+        _spawn(self._fs_failed, session, reason)
+
+    def _fs_failed(self, session: MediaSession, reason: str) -> None:
+        # At hangup mod_audio_stream closes its socket just before the call's final
+        # events: give the hangup a moment to arrive before calling it a failure.
+        gevent.sleep(1.0)
+        if session.ended:
+            return
+        self._log(session.call_uuid, {"event": "stream_failed", "error": reason})
+        if not session.stream_restarted:
+            session.stream_restarted = True
+            try:
+                self.controller.stop_stream(session.call_uuid)
+            except CallError:
+                pass
+            session.stream.fs = None
+            session.stream.fs_connected.clear()
+            if self._start_stream(session):
+                self._log(session.call_uuid, {"event": "stream_restarted"})
+                if session.stream.fs_connected.wait(self.fs_connect_timeout) or session.ended:
+                    return
+        self._give_up(session, "media_stream_failed")
+
+    def transcript(self, stream: CallStream, role: str, text: str) -> None:
+        session = self.sessions.get(stream.call_uuid)
+        if session is not None:
+            session.transcript.append({role: text})
+        self.controller.inbox.put(("log", stream.call_uuid, "transcript", {role: text}))
+
+    def provider_session(self, stream: CallStream, event) -> None:
+        """Remember the provider's id for the call, so that its post-call report
+        (``POST /v1/webhooks/call-completed``) finds the call."""
+        def register():
+            with connection_scope():
+                try:
+                    register_provider_call(stream.call_uuid, event.session_id, event.provider)
+                except IntegrityError:
+                    return  # already known (a reconnect to the same conversation)
+            self._log(stream.call_uuid, {"event": "provider_session", "provider": event.provider,
+                                         "session_id": event.session_id})
+        _spawn(register)
+
+    def log(self, stream: CallStream, detail: dict) -> None:
+        self._log(stream.call_uuid, detail)
+
+    # -- ending ---------------------------------------------------------------------------
+    def _session_timeout(self, session: MediaSession) -> None:
+        if not session.ended:
+            self._give_up(session, "session_timeout", cause="NORMAL_CLEARING")
+
+    def _give_up(self, session: MediaSession, reason: str, cause: str | None = None) -> None:
+        if session.ended:
+            return
+        self._hangup(session.call_uuid, cause or self.hangup_cause, reason)
+
+    def _hangup(self, call_uuid: str, cause: str, reason: str) -> None:
+        self._log(call_uuid, {"event": "hangup", "reason": reason, "cause": cause})
+        try:
+            with connection_scope():
+                self.controller.hangup(call_uuid, cause)
+        except CallError as exc:
+            logger.info("call %s: hangup (%s) not sent: %s", call_uuid, reason, exc)
+
+    def _finish(self, session: MediaSession) -> None:
+        session.ended = True
+        stream = session.stream
+        stream.close(stop_bot=True)
+        self._log(session.call_uuid, {"event": "media_stats", **stream.stats(),
+                                      "bot_audio_dropped": session.link.dropped_audio if session.link else 0})
+        if session.transcript and "transcript" in Call._meta.fields:
+            Call.update(transcript=session.transcript).where(Call.uuid == session.call_uuid).execute()
+
+    def stop(self) -> None:
+        for session in list(self.sessions.values()):
+            session.ended = True
+            session.stream.close(stop_bot=True)
+        self.sessions.clear()
+
+    def _log(self, call_uuid: str, detail: dict) -> None:
+        self.controller.inbox.put(("log", call_uuid, "media", detail))

@@ -1,0 +1,123 @@
+"""G.711 mu-law <-> 16-bit linear PCM, and 8 kHz <-> 16 kHz resampling.
+
+Table-driven with numpy (``audioop`` left the standard library in 3.13): decoding is one
+256-entry lookup, encoding one 65,536-entry lookup indexed by the sample's bit pattern,
+so a 20 ms frame costs a couple of microseconds.  The tables are built from the G.711
+definition (bias 0x84, clip 32635, 8 segments), the same arithmetic as the reference
+``g711.c``: ``0xFF`` is silence, ``0x80``/``0x00`` are the positive/negative peaks
+(+/-32124).
+
+Audio on the wire: mod_audio_stream sends L16 little-endian (research/freeswitch.md §4.3),
+the bot protocol carries mu-law 8 kHz (media-protocols.md §1.2), so everything here takes
+and returns little-endian ``bytes``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RATE = 8000
+FRAME_SECONDS = 0.020
+ULAW_FRAME_BYTES = 160  # 20 ms of mu-law at 8 kHz
+SILENCE_ULAW = b"\xff" * ULAW_FRAME_BYTES
+
+_BIAS = 0x84
+_CLIP = 32635
+
+
+def l16_frame_bytes(rate: int = RATE, channels: int = 1) -> int:
+    """Bytes of one 20 ms L16 frame (mod_audio_stream: 320 at 8 kHz mono, 640 at 16 kHz)."""
+    return 2 * rate * channels // 50
+
+
+def _decode_table() -> np.ndarray:
+    code = ~np.arange(256, dtype=np.int32) & 0xFF
+    exponent = (code >> 4) & 0x07
+    magnitude = (((code & 0x0F) << 3) + _BIAS << exponent) - _BIAS
+    return np.where(code & 0x80, -magnitude, magnitude).astype("<i2")
+
+
+def _encode_table() -> np.ndarray:
+    # Index = the sample's 16-bit pattern (uint16 view of the int16), so the lookup
+    # needs no offset arithmetic.
+    samples = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.int16).astype(np.int32)
+    sign = np.where(samples < 0, 0x80, 0)
+    magnitude = np.minimum(np.abs(samples), _CLIP) + _BIAS
+    _, top = np.frexp(magnitude.astype(np.float64))  # magnitude < 2**top, exact for ints
+    exponent = top.astype(np.int32) - 8  # highest set bit is 7..14 -> segment 0..7
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
+
+
+ULAW_TO_L16 = _decode_table()
+L16_TO_ULAW = _encode_table()
+
+
+def ulaw_to_l16(data: bytes) -> bytes:
+    """mu-law bytes -> L16 little-endian (twice as long)."""
+    return ULAW_TO_L16[np.frombuffer(data, dtype=np.uint8)].tobytes()
+
+
+def l16_to_ulaw(data: bytes) -> bytes:
+    """L16 little-endian -> mu-law (half as long); a trailing odd byte is ignored."""
+    usable = len(data) - (len(data) & 1)
+    return L16_TO_ULAW[np.frombuffer(data, dtype="<u2", count=usable // 2)].tobytes()
+
+
+def _lowpass(taps: int, cutoff: float) -> np.ndarray:
+    """Windowed-sinc low-pass FIR; ``cutoff`` as a fraction of the sample rate."""
+    n = np.arange(taps) - (taps - 1) / 2
+    h = 2 * cutoff * np.sinc(2 * cutoff * n) * np.blackman(taps)
+    return h / h.sum()
+
+
+# 3.6 kHz at 16 kHz: below the 4 kHz Nyquist of 8 kHz with room for the transition band.
+_HALF_BAND = _lowpass(31, 3600 / 16000)
+
+
+class Resampler:
+    """Streaming 2:1 / 1:2 resampler between 8 and 16 kHz mono L16.
+
+    Keeps the filter history between calls, so a stream cut in 20 ms frames comes out
+    the same as if it were resampled in one piece (no clicks at frame edges)."""
+
+    def __init__(self, src_rate: int, dst_rate: int) -> None:
+        if (src_rate, dst_rate) not in ((8000, 16000), (16000, 8000), (8000, 8000), (16000, 16000)):
+            raise ValueError(f"cannot resample {src_rate} Hz to {dst_rate} Hz (8000 and 16000 only)")
+        self.src_rate = src_rate
+        self.dst_rate = dst_rate
+        self._history = np.zeros(len(_HALF_BAND) - 1)
+        self._consumed = 0  # input samples seen, for the decimation phase
+
+    def process(self, pcm: bytes) -> bytes:
+        if self.src_rate == self.dst_rate:
+            return pcm
+        x = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float64)
+        if self.dst_rate > self.src_rate:
+            stuffed = np.zeros(2 * len(x))
+            stuffed[::2] = x
+            buf = np.concatenate((self._history, stuffed))
+            y = np.convolve(buf, 2 * _HALF_BAND, mode="valid")
+        else:
+            buf = np.concatenate((self._history, x))
+            full = np.convolve(buf, _HALF_BAND, mode="valid")
+            y = full[self._consumed % 2::2]
+            self._consumed += len(x)
+        self._history = buf[len(buf) - len(self._history):]
+        return np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
+
+
+def resample(pcm: bytes, src_rate: int, dst_rate: int) -> bytes:
+    """One-shot resampling of a whole buffer."""
+    return Resampler(src_rate, dst_rate).process(pcm)
+
+
+def tone(seconds: float, freq: float = 440.0, rate: int = RATE, amplitude: int = 3000) -> bytes:
+    """A sine tone as L16 (test signals, the simulator's default caller audio)."""
+    t = np.arange(int(round(seconds * rate))) / rate
+    return np.rint(amplitude * np.sin(2 * np.pi * freq * t)).astype("<i2").tobytes()
+
+
+def rms(pcm: bytes) -> float:
+    x = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float64)
+    return float(np.sqrt(np.mean(x * x))) if len(x) else 0.0

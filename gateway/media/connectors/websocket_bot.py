@@ -1,0 +1,59 @@
+"""Any bot that speaks Twilio Media Streams over ws:// or wss:// (pipecat, vocode, your own).
+
+On open: ``connected`` then ``start`` (media-protocols.md §1.4: the order pipecat's
+detection reads); then ``media`` every 20 ms, ``dtmf``, ``mark`` echoes; ``stop`` before
+a polite close (redirect, hangup).  What the bot sends goes through ``BotStream.receive``.
+"""
+
+from __future__ import annotations
+
+from gateway.media.connectors.base import BotLink, CallInfo, WsChannel, redact
+from gateway.media.twilio import BotStream, ProtocolIssue, new_stream_sid
+
+
+class WebsocketBotLink(BotLink):
+    kind = "websocket"
+
+    def __init__(self, url: str, call: CallInfo, *, connect_timeout: float = 3.0) -> None:
+        super().__init__(redact(url))
+        params = {"from_number": call.from_number, "to_number": call.to_number, "call_uuid": call.call_uuid,
+                  "direction": call.direction, **call.custom_args}
+        self.stream = BotStream(new_stream_sid(), call.call_uuid, call.account_id, params)
+        self.channel = WsChannel(url, connect_timeout=connect_timeout)
+        # The two first messages go out before anything else can be queued.
+        self.channel.send_text(self.stream.connected())
+        self.channel.send_text(self.stream.start())
+
+    def _read_loop(self) -> None:
+        while True:
+            message = self.channel.receive()
+            if message[0] == "closed":
+                _, code, reason, clean = message
+                self._closed_by_peer(code, reason, clean)
+                return
+            if self._gone:
+                return
+            for event in self.stream.receive(message[1]):
+                self._emit(event)
+
+    def _send(self, kind: str, value) -> None:
+        if kind == "audio":
+            self.channel.send_text(self.stream.media(value))
+        elif kind == "dtmf":
+            self.channel.send_text(self.stream.dtmf(value))
+        elif kind == "mark":
+            self.channel.send_text(self.stream.mark(value))
+
+    def _goodbye(self, stop: bool) -> None:
+        if stop:
+            try:
+                self.channel.send_text(self.stream.stop())
+            except Exception:
+                pass
+        self.channel.close(1000)
+
+    def _abort(self) -> None:
+        self.channel.shutdown()
+
+
+__all__ = ["WebsocketBotLink", "ProtocolIssue"]

@@ -1,0 +1,216 @@
+"""The bot protocol: Twilio Media Streams, bidirectional, as an IO-free state machine.
+
+``BotStream`` is one stream seen from the gateway (Twilio's side).  Its methods return
+the JSON text to send; ``receive(text)`` turns what the bot sent into events.  No socket
+here (wsproto/h11 style), so the exact bytes are unit-tested and the same object serves
+every connector that speaks this protocol.
+
+Wire facts (research/media-protocols.md §1, from Twilio's "Media Streams - WebSocket
+Messages" page):
+
+* order: ``connected`` -> ``start`` -> (``media`` | ``dtmf`` | ``mark``)* -> ``stop``;
+* ``connected`` has neither ``sequenceNumber`` nor ``streamSid``; every other message has
+  a ``sequenceNumber`` counting from "1", and ``streamSid``;
+* ``sequenceNumber``, ``media.chunk`` and ``media.timestamp`` are *strings*;
+  ``mediaFormat.sampleRate`` and ``channels`` are numbers; camelCase everywhere
+  (pipecat tells Twilio from Exotel by ``start.streamSid`` + ``start.callSid``);
+* ``media.timestamp`` is milliseconds from the start of the stream; we derive it from
+  the audio sent (8 bytes of mu-law per ms), so it stays consistent with the payloads;
+* from the bot: ``media`` (any size of raw mu-law), ``mark`` (echoed when the audio
+  before it has played, or at once when nothing is queued, or on ``clear``), ``clear``.
+
+Peer input never raises: malformed or unknown messages come back as ``ProtocolIssue``
+events, which the bridge logs and skips.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from dataclasses import dataclass, field
+
+TRACK = "inbound"
+MEDIA_FORMAT = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+MAX_MESSAGE_CHARS = 4 * 1024 * 1024  # ~3 MB of audio (6 minutes) in one message: plenty
+
+
+def _dumps(obj: dict) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def new_stream_sid() -> str:
+    """``MZ`` + 32 hex digits, the shape of a Twilio Stream SID."""
+    return "MZ" + secrets.token_hex(16)
+
+
+# -- events from the bot ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class BotEvent:
+    """Something the bot sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Media(BotEvent):
+    payload: bytes  # raw mu-law 8 kHz
+
+
+@dataclass(frozen=True, slots=True)
+class Mark(BotEvent):
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Clear(BotEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolIssue(BotEvent):
+    """A message that was skipped (or passed with a warning); ``text`` is a prefix of it."""
+
+    reason: str
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSession(BotEvent):
+    """A native provider's id for this conversation (ElevenLabs conversation id, Vapi
+    call id): its post-call report names the call by it."""
+
+    provider: str
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript(BotEvent):
+    """A line of the conversation (native connectors): role ``user`` or ``bot``."""
+
+    role: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed(BotEvent):
+    """The bot's socket ended.  ``clean``: it closed on purpose (close frame 1000/1001)."""
+
+    code: int
+    reason: str = ""
+    clean: bool = False
+
+
+# -- the stream --------------------------------------------------------------------------------
+
+@dataclass
+class BotStream:
+    """One Twilio-style media stream towards a bot."""
+
+    stream_sid: str
+    call_sid: str
+    account_sid: str
+    custom_parameters: dict = field(default_factory=dict)
+    tracks: tuple[str, ...] = (TRACK,)
+    sequence: int = 0  # last sequenceNumber used
+    chunk: int = 0  # last media chunk number
+    audio_bytes: int = 0  # mu-law bytes sent, for media.timestamp
+    stopped: bool = False
+
+    def _next(self) -> str:
+        self.sequence += 1
+        return str(self.sequence)
+
+    # -- gateway -> bot -----------------------------------------------------------------
+    def connected(self) -> str:
+        return _dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+
+    def start(self) -> str:
+        return _dumps({
+            "event": "start", "sequenceNumber": self._next(),
+            "start": {
+                "accountSid": self.account_sid, "streamSid": self.stream_sid, "callSid": self.call_sid,
+                "tracks": list(self.tracks), "mediaFormat": dict(MEDIA_FORMAT),
+                "customParameters": {str(k): _param(v) for k, v in self.custom_parameters.items()},
+            },
+            "streamSid": self.stream_sid,
+        })
+
+    def media(self, ulaw: bytes, timestamp_ms: int | None = None) -> str:
+        """One chunk of caller audio (20 ms = 160 bytes from the bridge)."""
+        self.chunk += 1
+        if timestamp_ms is None:
+            timestamp_ms = self.audio_bytes // 8
+        self.audio_bytes += len(ulaw)
+        return _dumps({
+            "event": "media", "sequenceNumber": self._next(),
+            "media": {"track": TRACK, "chunk": str(self.chunk), "timestamp": str(timestamp_ms),
+                      "payload": base64.b64encode(ulaw).decode("ascii")},
+            "streamSid": self.stream_sid,
+        })
+
+    def dtmf(self, digit: str) -> str:
+        return _dumps({"event": "dtmf", "streamSid": self.stream_sid, "sequenceNumber": self._next(),
+                       "dtmf": {"track": "inbound_track", "digit": digit}})
+
+    def mark(self, name: str) -> str:
+        """The echo of a bot's mark: its audio has played (or was cleared)."""
+        return _dumps({"event": "mark", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
+                       "mark": {"name": name}})
+
+    def stop(self) -> str:
+        self.stopped = True
+        return _dumps({"event": "stop", "sequenceNumber": self._next(),
+                       "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
+                       "streamSid": self.stream_sid})
+
+    # -- bot -> gateway -----------------------------------------------------------------
+    def receive(self, text: str | bytes) -> list[BotEvent]:
+        """Parse one message from the bot; never raises."""
+        if isinstance(text, (bytes, bytearray)):
+            # Twilio 31950: binary frames are not part of the protocol.
+            return [ProtocolIssue("binary frame (the protocol is JSON text)", repr(bytes(text[:40])))]
+        head = text[:120]
+        if len(text) > MAX_MESSAGE_CHARS:
+            return [ProtocolIssue(f"message of {len(text)} characters is too large", head)]
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            return [ProtocolIssue("not JSON", head)]
+        if not isinstance(msg, dict):
+            return [ProtocolIssue("not a JSON object", head)]
+        event = msg.get("event")
+        sid = msg.get("streamSid")
+        if sid is not None and sid != self.stream_sid:
+            return [ProtocolIssue(f"wrong streamSid {sid!r}", head)]  # Twilio 31951
+        if event == "media":
+            media = msg.get("media")
+            payload = media.get("payload") if isinstance(media, dict) else None
+            if not isinstance(payload, str):
+                return [ProtocolIssue("media without media.payload", head)]
+            try:
+                audio = base64.b64decode(payload, validate=True)
+            except (binascii.Error, ValueError):
+                return [ProtocolIssue("media.payload is not base64", head)]
+            events: list[BotEvent] = []
+            if audio[:4] == b"RIFF":
+                events.append(ProtocolIssue("media.payload has a WAV header; raw mu-law expected", head))
+            if audio:
+                events.append(Media(audio))
+            return events
+        if event == "mark":
+            mark = msg.get("mark")
+            name = mark.get("name") if isinstance(mark, dict) else None
+            if not isinstance(name, str):
+                return [ProtocolIssue("mark without mark.name", head)]
+            return [Mark(name)]
+        if event == "clear":
+            return [Clear()]
+        if event is None:
+            return [ProtocolIssue("message without an event", head)]
+        return [ProtocolIssue(f"unknown event {event!r}", head)]
+
+
+def _param(value) -> str:
+    """Twilio's custom parameters are strings; other JSON values are sent as JSON text."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)

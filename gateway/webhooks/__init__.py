@@ -1,0 +1,20 @@
+"""Webhooks: signing, the routing webhook, the durable outbox and its dispatcher, and
+the provider completion ingest.
+
+=================  =======================================================================
+module             what
+=================  =======================================================================
+``signing``        canonical JSON, ``X-Signature: sha256=…``, ``X-Webhook-Signature: t=…,v1=…``
+``urls``           which customer URLs may be called (SSRF guard, admin allowlist)
+``events``         pure builders of each surface's event bodies and headers
+``subscriptions``  which events an account receives, and where
+``outbox``         ``outbox_hook`` (controller transaction hook), enqueue, replay
+``dispatcher``     ``Dispatcher``: claims, delivers, retries, records attempts
+``routing``        ``request_route``: the 3 s routing webhook
+``provider``       provider call ids and completion reports
+``ingest``         the Flask blueprint of ``POST /v1/webhooks/call-completed``
+``cli``            ``voicegw webhooks …``
+=================  =======================================================================
+
+Importing this package imports none of them (``ingest`` pulls in Flask).
+"""

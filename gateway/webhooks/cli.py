@@ -1,0 +1,248 @@
+"""``voicegw webhooks …``: inspect, replay and dispatch webhook deliveries; subscriptions.
+
+::
+
+    voicegw webhooks list [--account A] [--status pending|delivering|delivered|failed|stopped]
+                          [--call UUID] [--limit 50]
+    voicegw webhooks show ID            (a delivery id or its evt_… event id; with its attempts)
+    voicegw webhooks replay ID          (queue a delivered/failed/stopped one again, same evt_ id)
+    voicegw webhooks purge --older-than-days 30   (delete closed deliveries and their attempts)
+    voicegw webhooks subscribe ACCOUNT SURFACE [--url URL] [--events a,b|all] [--disable|--enable]
+    voicegw webhooks subscriptions [ACCOUNT]
+    voicegw webhooks dispatch [--concurrency 10] [--max-attempts 10] [--max-age-hours 24]
+                              [--backoff-base 10] [--backoff-cap 3600] [--lease 60] [--timeout 10]
+
+Every command but ``dispatch`` takes ``--json``. ``dispatch`` runs a dispatcher in the
+foreground until SIGTERM or SIGINT (``python -m gateway.webhooks`` does the same).
+``gateway.cli`` mounts these with :func:`add_subparsers`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from datetime import timedelta
+
+from gateway.admin_cli import CommandError, Output, _account, _command, _group, _iso, _label, _table
+from gateway.models import DELIVERY_STATUSES, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from gateway.webhooks.events import EVENT_TYPES, SURFACES
+
+logger = logging.getLogger(__name__)
+
+
+def add_subparsers(subparsers) -> None:
+    """Add the ``webhooks`` command group."""
+    group = _group(subparsers, "webhooks", "webhook deliveries, subscriptions and the dispatcher")
+    p = _command(group, "list", webhooks_list, "list webhook deliveries, newest first")
+    p.add_argument("--account", help="account id or name")
+    p.add_argument("--status", choices=DELIVERY_STATUSES)
+    p.add_argument("--call", help="call uuid")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p = _command(group, "show", webhooks_show, "show a delivery, its body and its attempts")
+    p.add_argument("id", help="delivery id or evt_… event id")
+    p = _command(group, "replay", webhooks_replay,
+                 "queue a delivered, failed or stopped delivery again (same event id)")
+    p.add_argument("id", help="delivery id or evt_… event id")
+    p = _command(group, "purge", webhooks_purge,
+                 "delete delivered, failed and stopped deliveries older than some days")
+    p.add_argument("--older-than-days", type=float, required=True, metavar="DAYS")
+    p = _command(group, "subscribe", webhooks_subscribe,
+                 "set which events an account receives for one surface's calls, and where")
+    p.add_argument("account", help="account id or name")
+    p.add_argument("surface", choices=SURFACES, help="api (/api), v1 (/v1) or public (/api/public/v1)")
+    p.add_argument("--url", help="receiver URL ('' clears it: the surface's default applies)")
+    p.add_argument("--events", help="comma-separated event types, or 'all'")
+    state = p.add_mutually_exclusive_group()
+    state.add_argument("--disable", dest="active", action="store_false", default=None,
+                       help="send none of this surface's events")
+    state.add_argument("--enable", dest="active", action="store_true", help="send them again")
+    p = _command(group, "subscriptions", webhooks_subscriptions, "list webhook subscriptions")
+    p.add_argument("account", nargs="?", help="account id or name")
+    p = group.add_parser("dispatch", help="run a webhook dispatcher until SIGTERM",
+                         description="run a webhook dispatcher in the foreground until SIGTERM")
+    add_dispatch_arguments(p)
+    p.set_defaults(func=cmd_dispatch)
+
+
+# -- listing and replay ----------------------------------------------------------------------
+
+
+def _delivery(ref: str) -> WebhookDelivery:
+    from gateway.webhooks.outbox import find_delivery
+
+    delivery = find_delivery(ref)
+    if delivery is None:
+        raise CommandError(f"no webhook delivery {ref!r} (give its id or its evt_… event id)")
+    return delivery
+
+
+def _delivery_doc(d: WebhookDelivery, full: bool = False) -> dict:
+    doc = {
+        "id": d.id, "event_id": d.event_id, "account_id": d.account_id, "call_uuid": d.call_uuid,
+        "surface": d.surface, "event_type": d.event_type, "url": d.url, "status": d.status,
+        "attempts": d.attempts, "next_attempt_at": _iso(d.next_attempt_at), "last_code": d.last_code,
+        "last_error": d.last_error, "created_at": _iso(d.created_at), "queued_at": _iso(d.queued_at),
+        "delivered_at": _iso(d.delivered_at),
+    }
+    if full:
+        doc["headers"] = d.headers
+        doc["body"] = json.loads(d.body)
+    return doc
+
+
+def webhooks_list(args) -> Output:
+    D = WebhookDelivery
+    query = D.select()
+    if args.account:
+        query = query.where(D.account == _account(args.account).id)
+    if args.status:
+        query = query.where(D.status == args.status)
+    if args.call:
+        query = query.where(D.call_uuid == args.call.strip())
+    if args.limit < 1:
+        raise CommandError("--limit must be at least 1")
+    rows = list(query.order_by(D.id.desc()).limit(args.limit))
+    docs = [_delivery_doc(d) for d in rows]
+    table = _table(
+        ["ID", "EVENT ID", "TYPE", "CALL", "STATUS", "ATTEMPTS", "LAST", "URL"],
+        [[str(d.id), d.event_id, d.event_type, d.call_uuid or "-", d.status, str(d.attempts),
+          str(d.last_code or d.last_error or "-")[:40], d.url] for d in rows],
+        "no deliveries",
+    )
+    return Output({"deliveries": docs}, table)
+
+
+def webhooks_show(args) -> Output:
+    d = _delivery(args.id)
+    attempts = list(WebhookAttempt.select().where(WebhookAttempt.delivery == d.id).order_by(WebhookAttempt.id))
+    doc = _delivery_doc(d, full=True)
+    doc["attempt_log"] = [{"number": a.number, "at": _iso(a.at), "code": a.code, "latency_ms": a.latency_ms,
+                           "error": a.error} for a in attempts]
+    lines = [f"{key}: {'-' if value is None else value}" for key, value in _delivery_doc(d).items()]
+    lines.append("headers: " + json.dumps(d.headers, ensure_ascii=False))
+    lines.append("body: " + d.body)
+    lines.append("attempts:")
+    lines.append(_table(["#", "AT", "CODE", "LATENCY MS", "ERROR"],
+                        [[str(a.number), _iso(a.at), str(a.code or "-"), str(a.latency_ms), a.error or "-"]
+                         for a in attempts], "none yet"))
+    return Output(doc, "\n".join(lines))
+
+
+def webhooks_replay(args) -> Output:
+    from gateway.webhooks.outbox import replay
+
+    d = _delivery(args.id)
+    try:
+        d = replay(d.id)
+    except (LookupError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    return Output(_delivery_doc(d), f"queued delivery {d.id} ({d.event_id}) again for {d.url}")
+
+
+def webhooks_purge(args) -> Output:
+    from gateway.webhooks.outbox import purge
+
+    if args.older_than_days < 0:
+        raise CommandError("--older-than-days must not be negative")
+    count = purge(timedelta(days=args.older_than_days))
+    return Output({"deleted": count}, f"deleted {count} closed deliveries older than {args.older_than_days:g} days")
+
+
+# -- subscriptions ---------------------------------------------------------------------------
+
+
+def _subscription_doc(s: WebhookSubscription) -> dict:
+    return {"account_id": s.account_id, "surface": s.surface, "url": s.url,
+            "events": s.events, "active": s.active, "updated_at": _iso(s.updated_at)}
+
+
+def webhooks_subscribe(args) -> Output:
+    from gateway.webhooks.subscriptions import set_subscription
+
+    account = _account(args.account)
+    changes = {}
+    if args.url is not None:
+        changes["url"] = args.url.strip() or None
+    if args.events is not None:
+        text = args.events.strip()
+        changes["events"] = None if text.lower() == "all" else [e for e in text.split(",") if e.strip()]
+    if args.active is not None:
+        changes["active"] = args.active
+    sub = set_subscription(account, args.surface, **changes)
+    events = ", ".join(sub.events) if sub.events is not None else f"all ({', '.join(EVENT_TYPES[sub.surface])})"
+    text = (f"account {_label(account)}, surface {sub.surface}: {'active' if sub.active else 'disabled'};"
+            f" url {sub.url or '(the surface default)'}; events {events}")
+    return Output(_subscription_doc(sub), text)
+
+
+def webhooks_subscriptions(args) -> Output:
+    query = WebhookSubscription.select().order_by(WebhookSubscription.account, WebhookSubscription.surface)
+    if args.account:
+        query = query.where(WebhookSubscription.account == _account(args.account).id)
+    rows = list(query)
+    table = _table(["ACCOUNT", "SURFACE", "ACTIVE", "EVENTS", "URL"],
+                   [[str(s.account_id), s.surface, "yes" if s.active else "no",
+                     ",".join(s.events) if s.events is not None else "all", s.url or "(default)"] for s in rows],
+                   "no subscriptions")
+    return Output({"subscriptions": [_subscription_doc(s) for s in rows]}, table)
+
+
+# -- the dispatcher ------------------------------------------------------------------------------
+
+
+def add_dispatch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=int, default=10, help="deliveries in flight (default 10)")
+    parser.add_argument("--max-attempts", type=int, default=10, help="attempts per delivery (default 10)")
+    parser.add_argument("--max-age-hours", type=float, default=24.0,
+                        help="no retry after this many hours since queued (default 24)")
+    parser.add_argument("--backoff-base", type=float, default=10.0, help="first retry delay bound, s (default 10)")
+    parser.add_argument("--backoff-cap", type=float, default=3600.0, help="retry delay bound, s (default 3600)")
+    parser.add_argument("--lease", type=float, default=60.0,
+                        help="s before a delivery claimed by a dead dispatcher is claimed again (default 60)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="request timeout, s (default 10)")
+    parser.add_argument("--poll", type=float, default=1.0, help="poll interval when idle, s (default 1)")
+
+
+def cmd_dispatch(args) -> int:
+    import gevent
+    import gevent.event
+
+    from gateway.config import Settings
+    from gateway.models import connect, migrate
+    from gateway.webhooks.dispatcher import Dispatcher
+
+    settings = Settings.from_env(config_file=getattr(args, "config", None))
+    db = connect(settings.database_url)
+    migrate(db)
+    dispatcher = Dispatcher(
+        db, max_attempts=args.max_attempts, max_age=timedelta(hours=args.max_age_hours),
+        concurrency=args.concurrency, request_timeout=args.timeout, backoff_base=args.backoff_base,
+        backoff_cap=args.backoff_cap, lease=args.lease, poll_interval=args.poll,
+    )
+    stop = gevent.event.Event()
+    gevent.signal_handler(signal.SIGTERM, stop.set)
+    gevent.signal_handler(signal.SIGINT, stop.set)
+    dispatcher.start()
+    print("webhook dispatcher running", flush=True)
+    stop.wait()
+    dispatcher.stop()
+    db.close_all() if hasattr(db, "close_all") else db.close()
+    return 0
+
+
+def dispatch_main(argv=None) -> int:
+    """``python -m gateway.webhooks``: the ``dispatch`` command on its own."""
+    parser = argparse.ArgumentParser(prog="python -m gateway.webhooks", description="run a webhook dispatcher")
+    parser.add_argument("--config", help="config file (INI or TOML); also GATEWAY_CONFIG")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every attempt")
+    add_dispatch_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return cmd_dispatch(args)
+    except ValueError as exc:
+        print(f"voicegw: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,162 @@
+"""Provider call ids and completion reports (the agent-call contract's ingest).
+
+A native provider (ElevenLabs, Vapi, …) knows our call by its own id. The media side
+registers that id when the provider's session starts (:func:`register_provider_call`);
+the provider's completion report then names it (``POST /v1/webhooks/call-completed``,
+``gateway.webhooks.ingest``) and :func:`record_completion` saves the result onto the
+call, once:
+
+* the first report for a ``provider_call_id`` is applied; any later one changes
+  nothing and is answered as a duplicate (``ProviderCall.completed_at`` is set by a
+  guarded UPDATE, so two concurrent reports cannot both apply);
+* the transcript, the duration (talk seconds, ``billsec``; ``duration_sec`` too if
+  unknown), and the analysis / recording URL when given, are saved; a call that
+  FreeSWITCH already ended keeps the billsec FreeSWITCH measured (and billed);
+* the status: FreeSWITCH's word is final. A call that has already ended keeps its
+  status (the provider's is kept on the ``ProviderCall``); a call still live is
+  ended with the provider's status, and its final events are enqueued (they are not
+  enqueued again when FreeSWITCH's hangup arrives: the outbox de-duplicates);
+* ``all_processing_completed`` is enqueued for ``v1`` calls, in the same transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from peewee import JOIN
+
+from gateway.calls.states import FINAL, Status
+from gateway.models import Account, Agent, Call, ProviderCall, database, utcnow
+from gateway.webhooks import events as ev
+from gateway.webhooks.events import transcript_turns
+from gateway.webhooks.outbox import enqueue_processing_completed, enqueue_state
+
+# Provider status → (our status, end reason, the Hangup-Cause that would have said so).
+PROVIDER_STATUSES = {
+    "completed": ("completed", "completed", "NORMAL_CLEARING"),
+    "failed": ("failed", "failed", "NORMAL_TEMPORARY_FAILURE"),
+    "busy": ("failed", "busy", "USER_BUSY"),
+    "no-answer": ("missed", "no_answer", "NO_ANSWER"),
+    "no_answer": ("missed", "no_answer", "NO_ANSWER"),
+    "missed": ("missed", "no_answer", "NO_ANSWER"),
+    "rejected": ("failed", "rejected", "CALL_REJECTED"),
+    "canceled": ("failed", "canceled", "ORIGINATOR_CANCEL"),
+    "cancelled": ("failed", "canceled", "ORIGINATOR_CANCEL"),
+}
+
+MAX_PROVIDER_CALL_ID = 128
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A validated completion report."""
+
+    provider_call_id: str
+    status: str
+    transcript: list | None = None
+    duration: int | None = None
+    analysis: dict | None = None
+    recording_url: str | None = None
+    has_analysis: bool = False
+    has_recording_url: bool = False
+
+
+def register_provider_call(call_uuid: str, provider_call_id: str, provider: str | None = None) -> ProviderCall:
+    """Remember that ``provider_call_id`` is the provider's id for our call ``call_uuid``."""
+    if not provider_call_id or len(provider_call_id) > MAX_PROVIDER_CALL_ID:
+        raise ValueError(f"provider_call_id must be 1-{MAX_PROVIDER_CALL_ID} characters")
+    return ProviderCall.create(provider_call_id=provider_call_id, call=call_uuid, provider=provider)
+
+
+def find_provider_call(provider_call_id: str) -> ProviderCall | None:
+    """The ``ProviderCall`` with its call and account loaded, or None."""
+    return (ProviderCall.select(ProviderCall, Call, Account)
+            .join(Call).join(Account)
+            .where(ProviderCall.provider_call_id == provider_call_id)
+            .first())
+
+
+def clean_completion(payload: dict) -> Completion:
+    """Validate a completion report; raise ``ValueError`` with the client's message."""
+    provider_call_id = payload.get("provider_call_id")
+    if not isinstance(provider_call_id, str) or not provider_call_id.strip():
+        raise ValueError("provider_call_id is required")
+    if len(provider_call_id) > MAX_PROVIDER_CALL_ID:
+        raise ValueError(f"provider_call_id is longer than {MAX_PROVIDER_CALL_ID} characters")
+    event_type = payload.get("event_type", "call.completed")
+    if event_type != "call.completed":
+        raise ValueError("event_type must be call.completed")
+    status = payload.get("status")
+    if not isinstance(status, str) or status.strip().lower() not in PROVIDER_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(sorted(PROVIDER_STATUSES))}")
+    duration = payload.get("duration")
+    if duration is not None:
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 <= duration < 10 ** 7:
+            raise ValueError("duration must be a number of seconds")
+        duration = int(round(duration))
+    transcript = payload.get("transcript")
+    if transcript is not None and not isinstance(transcript, (str, list)):
+        raise ValueError("transcript must be a string or a list")
+    transcript = transcript_turns(transcript)
+    analysis = payload.get("analysis")
+    if analysis is not None and not isinstance(analysis, dict):
+        raise ValueError("analysis must be an object")
+    recording_url = payload.get("recording_url")
+    if recording_url is not None and (not isinstance(recording_url, str) or len(recording_url) > 2048):
+        raise ValueError("recording_url must be a URL")
+    return Completion(provider_call_id.strip(), status.strip().lower(), transcript, duration, analysis,
+                      recording_url, "analysis" in payload, "recording_url" in payload)
+
+
+def _load_call(call_uuid: str) -> Call:
+    return (Call.select(Call, Account, Agent)
+            .join(Account, on=(Call.account == Account.id))
+            .switch(Call)
+            .join(Agent, JOIN.LEFT_OUTER, on=(Call.agent == Agent.id))
+            .where(Call.uuid == call_uuid)
+            .get())
+
+
+def record_completion(report: Completion, payload: dict | None = None,
+                      now: datetime | None = None) -> tuple[Call, bool]:
+    """Apply a completion report once; return ``(call, duplicate)``.
+
+    Raise ``LookupError`` if no call has this provider id.
+    """
+    now = now or utcnow()
+    with database.atomic():
+        applied = (ProviderCall
+                   .update(completed_at=now, status=report.status, payload=payload)
+                   .where((ProviderCall.provider_call_id == report.provider_call_id)
+                          & ProviderCall.completed_at.is_null())
+                   .execute())
+        link = ProviderCall.get_or_none(ProviderCall.provider_call_id == report.provider_call_id)
+        if link is None:
+            raise LookupError(report.provider_call_id)
+        call = _load_call(link.call_id)
+        if not applied:
+            return call, True
+        updates: dict = {Call.transcript: report.transcript, Call.updated_at: now}
+        if report.has_analysis:
+            updates[Call.analysis] = report.analysis
+        if report.has_recording_url:
+            updates[Call.recording_url] = report.recording_url
+        ended_now = Status(call.status) not in FINAL
+        if report.duration is not None:
+            # FreeSWITCH's measure of an ended call stands (it is what was billed).
+            if ended_now or call.billsec is None:
+                updates[Call.billsec] = report.duration
+            if call.duration_sec is None:
+                updates[Call.duration_sec] = report.duration
+        if ended_now:
+            status, end_reason, cause = PROVIDER_STATUSES[report.status]
+            updates.update({Call.status: status, Call.end_reason: end_reason, Call.hangup_cause: cause,
+                            Call.ended_at: now})
+            if call.billsec is None and report.duration is None:
+                updates[Call.billsec] = 0
+        Call.update(updates).where(Call.uuid == call.uuid).execute()
+        call = _load_call(call.uuid)
+        if ended_now:
+            enqueue_state(call, ev.CallState.of_row(call, now))
+        enqueue_processing_completed(call, now)
+    return call, False
