@@ -277,12 +277,14 @@ class CallController:
         self._api(call_uuid, f"uuid_broadcast {call_uuid} {path} aleg",
                   {"command": "broadcast", "path": path} if log else None)
 
-    def execute(self, call_uuid: str, app: str, arg: str = "", event_lock: bool = True) -> str:
+    def execute(self, call_uuid: str, app: str, arg: str = "", event_lock: bool = True,
+                log_arg: bool = True) -> str:
         """Run a dialplan application on the call (``sendmsg`` execute); returns the
         Application-UUID that its CHANNEL_EXECUTE / _COMPLETE events will carry.
 
         ``event_lock`` keeps queued applications from starting inside this one, so a
-        script's steps run strictly in order."""
+        script's steps run strictly in order; ``log_arg=False`` keeps a secret argument
+        (an OTP read-out) out of the call's log."""
         node = self._node_for(call_uuid)
         app_uuid = str(uuidlib.uuid4())
         headers = {"call-command": "execute", "execute-app-name": app, "event-uuid": app_uuid}
@@ -290,7 +292,8 @@ class CallController:
             headers["execute-app-arg"] = arg
         if event_lock:
             headers["event-lock"] = "true"
-        self.inbox.put(("log", call_uuid, "command", {"command": "execute", "app": app, "arg": arg}))
+        self.inbox.put(("log", call_uuid, "command",
+                        {"command": "execute", "app": app, "arg": arg if log_arg else "[redacted]"}))
         try:
             node.sendmsg(call_uuid, headers)
         except CommandFailed as exc:

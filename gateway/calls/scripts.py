@@ -38,7 +38,6 @@ from gevent.event import AsyncResult
 
 from gateway.calls.controller import CallError
 from gateway.calls.states import FINAL, Status
-from gateway.esl.connection import CommandFailed, CommandTimeout, LinkDown
 from gateway.models import DTMF_ACTIONS
 
 logger = logging.getLogger(__name__)
@@ -106,8 +105,7 @@ class Script:
     def execute(self, app: str, arg: str = "", timeout: float = STEP_MARGIN, *, secret: bool = False):
         """Run ``app`` on the call and wait for its CHANNEL_EXECUTE_COMPLETE event.
 
-        ``secret``: the argument must not reach the call's log (the controller logs the
-        arguments of what it executes), so the message is sent to the node directly."""
+        ``secret``: the argument must not reach the call's log (an OTP read-out)."""
         sent: dict[str, str | None] = {"uuid": None}
 
         def completed(event) -> bool:
@@ -117,8 +115,7 @@ class Script:
 
         waiter: AsyncResult = self.controller.expect(self.call_uuid, completed)
         try:
-            sent["uuid"] = self._send_quietly(app, arg) if secret else self.controller.execute(
-                self.call_uuid, app, arg)
+            sent["uuid"] = self.controller.execute(self.call_uuid, app, arg, log_arg=not secret)
         except CallError as exc:
             raise ScriptError(f"{app}: {exc}") from None
         self.steps.append(app)
@@ -128,21 +125,6 @@ class Script:
             raise ScriptError(f"{app}: the call ended") from None
         except gevent.Timeout:
             raise ScriptError(f"{app}: no completion within {timeout:.0f} s") from None
-
-    def _send_quietly(self, app: str, arg: str) -> str:
-        import uuid as uuidlib
-
-        node = self.controller.nodes.get(self.node)
-        if node is None:
-            raise CallError(f"call is on FreeSWITCH node {self.node}, which this gateway does not manage")
-        app_uuid = str(uuidlib.uuid4())
-        headers = {"call-command": "execute", "execute-app-name": app, "execute-app-arg": arg,
-                   "event-uuid": app_uuid, "event-lock": "true"}
-        try:
-            node.sendmsg(self.call_uuid, headers)
-        except (CommandFailed, LinkDown, CommandTimeout) as exc:
-            raise CallError(f"FreeSWITCH refused {app}: {exc}") from None
-        return app_uuid
 
     def hangup(self, cause: str = "NORMAL_CLEARING") -> None:
         try:
