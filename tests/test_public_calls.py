@@ -58,6 +58,7 @@ def test_press1_caller_presses_1_and_is_transferred_to_the_agent(client, gw, sim
     assert channel.played[0] == clip.path
     assert channel.dtmf == ["1"]
     # uuid_transfer into the transfer context, to the account's agent destination.
+    gw.controller.flush()
     commands = [e.detail for e in CallEvent.select().where(CallEvent.call == run.call_uuid, CallEvent.kind == "command")]
     assert {"command": "transfer", "destination": "1000"} in commands
     sim.wait_for(lambda: channel.profile.destination_number == "1000", timeout=5)

@@ -321,6 +321,12 @@ class CallController:
         self._api(call_uuid, f"uuid_break {call_uuid} all", {"command": "break"})
 
     # -- waiting (scripts, demo, tests) -------------------------------------------------------
+    def flush(self, timeout: float = 5.0) -> None:
+        """Return once everything queued so far (events, log entries) is committed."""
+        done: AsyncResult = AsyncResult()
+        self.inbox.put(("flush", done))
+        done.get(timeout=timeout)
+
     def wait_status(self, call_uuid: str, statuses: Iterable[Status | str], timeout: float) -> Status:
         """Block this greenlet until the call reaches one of ``statuses``."""
         wanted = {Status(s) for s in statuses}
@@ -370,6 +376,7 @@ class CallController:
     def _process(self, batch: list) -> None:
         changes: list[tuple[str, str, int, Transition]] = []
         logs: list[dict] = []
+        flushed: list[AsyncResult] = []
         for item in batch:
             kind = item[0]
             if kind == "event":
@@ -391,10 +398,14 @@ class CallController:
                 for live, call in gone:
                     if self.live.get(live.uuid) is live and live.status not in FINAL:
                         self._transition(live, self._gone(live, call, now), changes)
+            elif kind == "flush":
+                flushed.append(item[1])
             elif kind == "link_up":
                 _, node, generation = item
                 self._reconcile(node, generation, changes)
         self._write(changes, logs)
+        for done in flushed:
+            done.set()
         for call_uuid, _, _, transition in changes:
             live = self.live.get(call_uuid)
             if live is not None:
