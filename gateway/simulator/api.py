@@ -14,6 +14,7 @@ import uuid as uuidlib
 
 from gateway.esl.protocol import encode_json_event, encode_plain_event
 
+from . import audio_stream
 from .causes import str2cause
 from .channel import CALLING
 from .core import FS_VERSION, FS_VERSION_LONG, date_local, now_us
@@ -288,19 +289,9 @@ def _dtmf_digits(data: str) -> str:
     return "".join(out)
 
 
-AUDIO_STREAM_USAGE = ("-USAGE: <uuid> [start | stop | send_text | pause | resume | graceful-shutdown ] "
-                      "[wss-url | path] [mono | mixed | stereo] [8000 | 16000] [metadata]\n")
-
-
 @command("uuid_audio_stream")
 def uuid_audio_stream(sim, args):
-    """mod_audio_stream's API, run by ``audio_stream.py`` (a real WebSocket); without that
-    module only the replies for a missing stream are given (``-ERR Operation Failed``)."""
-    try:
-        from . import audio_stream
-    except ImportError:
-        argv = args.split()
-        return AUDIO_STREAM_USAGE if len(argv) < 2 else "-ERR Operation Failed\n"
+    """mod_audio_stream's API: a real WebSocket per stream (``audio_stream.py``)."""
     return audio_stream.api(sim, args)
 
 
