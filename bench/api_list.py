@@ -23,9 +23,7 @@ The first list request of the account also rolls its settled days up (once; prin
 apart); the percentiles are of the requests after it.
 """
 
-from gevent import monkey
-
-monkey.patch_all()
+from gateway import _monkey  # noqa: F401  (first: gevent-patch the standard library)
 
 import argparse  # noqa: E402
 import secrets  # noqa: E402

@@ -11,9 +11,7 @@ the ratio says how many ESL round trips a cycle costs.
     python bench/call_cycles.py [--calls 1000] [--concurrency 50] [--database-url URL]
 """
 
-from gevent import monkey
-
-monkey.patch_all()
+from gateway import _monkey  # noqa: F401  (first: gevent-patch the standard library)
 
 import argparse  # noqa: E402
 import socket  # noqa: E402

@@ -21,9 +21,7 @@ The baseline beside them is a raw WebSocket echo round trip on loopback in the s
     python bench/media_latency.py [--trials 10]
 """
 
-from gevent import monkey
-
-monkey.patch_all()
+from gateway import _monkey  # noqa: F401  (first: gevent-patch the standard library)
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402

@@ -1,8 +1,6 @@
 """The ``voicegw`` command."""
 
-from gevent import monkey
-
-monkey.patch_all()  # before anything imports socket, threading or the database drivers
+from gateway import _monkey  # noqa: F401  (first: sockets, ssl and threading become cooperative)
 
 import argparse  # noqa: E402
 import logging  # noqa: E402

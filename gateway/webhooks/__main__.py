@@ -3,9 +3,7 @@
 The same as ``voicegw webhooks dispatch``; the database comes from
 ``GATEWAY_DATABASE_URL`` (or the config file). Stops on SIGTERM or SIGINT.
 """
-from gevent import monkey
-
-monkey.patch_all()  # before the database drivers and requests are imported
+from gateway import _monkey  # noqa: F401  (first: gevent-patch the standard library)
 
 import sys  # noqa: E402
 
