@@ -45,6 +45,18 @@ def new_stream_sid() -> str:
     return "MZ" + secrets.token_hex(16)
 
 
+def json_object(text: str) -> "dict | ProtocolIssue":
+    """A peer's JSON message as a dict, or the ``ProtocolIssue`` that makes it unusable;
+    never raises (every connector parses its peer's text this way)."""
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        return ProtocolIssue("not JSON", text[:120])
+    if not isinstance(msg, dict):
+        return ProtocolIssue("not a JSON object", text[:120])
+    return msg
+
+
 # -- events from the bot ---------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -173,12 +185,9 @@ class BotStream:
         head = text[:120]
         if len(text) > MAX_MESSAGE_CHARS:
             return [ProtocolIssue(f"message of {len(text)} characters is too large", head)]
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            return [ProtocolIssue("not JSON", head)]
-        if not isinstance(msg, dict):
-            return [ProtocolIssue("not a JSON object", head)]
+        msg = json_object(text)
+        if isinstance(msg, ProtocolIssue):
+            return [msg]
         event = msg.get("event")
         sid = msg.get("streamSid")
         if sid is not None and sid != self.stream_sid:

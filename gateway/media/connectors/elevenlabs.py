@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from gateway.media import codec
 from gateway.media.connectors.base import BotLink, BotUnavailable, CallInfo, WsChannel
-from gateway.media.twilio import Clear, Media, ProtocolIssue, ProviderSession, Transcript
+from gateway.media.twilio import Clear, Media, ProtocolIssue, ProviderSession, Transcript, json_object
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +83,9 @@ class ElevenLabsLink(BotLink):
                 self._emit(event)
 
     def _handle(self, text: str) -> list:
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            return [ProtocolIssue("not JSON", text[:120])]
-        if not isinstance(msg, dict):
-            return [ProtocolIssue("not a JSON object", text[:120])]
+        msg = json_object(text)
+        if isinstance(msg, ProtocolIssue):
+            return [msg]
         kind = msg.get("type")
         body = msg.get(f"{kind}_event") if isinstance(kind, str) else None
         body = body if isinstance(body, dict) else {}

@@ -17,13 +17,12 @@ DTMF has no message on this socket and is not forwarded (logged once).
 
 from __future__ import annotations
 
-import json
 import logging
 
 import requests
 
 from gateway.media.connectors.base import BotLink, BotUnavailable, CallInfo, WsChannel, redact
-from gateway.media.twilio import Clear, Media, ProtocolIssue, ProviderSession, Transcript
+from gateway.media.twilio import Clear, Media, ProtocolIssue, ProviderSession, Transcript, json_object
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +94,9 @@ class VapiLink(BotLink):
                 self._emit(event)
 
     def _handle(self, text: str) -> list:
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            return [ProtocolIssue("not JSON", text[:120])]
-        if not isinstance(msg, dict):
-            return [ProtocolIssue("not a JSON object", text[:120])]
+        msg = json_object(text)
+        if isinstance(msg, ProtocolIssue):
+            return [msg]
         kind = msg.get("type")
         if kind == "user-interrupted":
             return [Clear()]
