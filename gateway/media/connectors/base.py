@@ -176,9 +176,24 @@ class BotLink(ABC):
         self._abort()
 
     # -- connector side -------------------------------------------------------------------
-    @abstractmethod
+    channel: "WsChannel"  # every connector talks to its peer over one WebSocket
+
     def _read_loop(self) -> None:
         """Read until the socket ends; report ``Closed`` last (unless we closed it)."""
+        while True:
+            message = self.channel.receive()
+            if message[0] == "closed":
+                _, code, reason, clean = message
+                self._closed_by_peer(code, reason, clean)
+                return
+            if self._gone:
+                return
+            for event in self._events(message[0], message[1]):
+                self._emit(event)
+
+    @abstractmethod
+    def _events(self, kind: str, data: str | bytes) -> list[BotEvent]:
+        """What one message from the peer means (``kind`` "text" or "binary"); never raises."""
 
     @abstractmethod
     def _send(self, kind: str, value) -> None:

@@ -67,20 +67,10 @@ class ElevenLabsLink(BotLink):
                                            "dynamic_variables": variables}, separators=(",", ":")))
 
     # -- from ElevenLabs ----------------------------------------------------------------
-    def _read_loop(self) -> None:
-        while True:
-            message = self.channel.receive()
-            if message[0] == "closed":
-                _, code, reason, clean = message
-                self._closed_by_peer(code, reason, clean)
-                return
-            if self._gone:
-                return
-            if message[0] == "binary":
-                self._emit(ProtocolIssue("binary frame from ElevenLabs"))
-                continue
-            for event in self._handle(message[1]):
-                self._emit(event)
+    def _events(self, kind: str, data: str | bytes) -> list:
+        if kind == "binary":
+            return [ProtocolIssue("binary frame from ElevenLabs")]
+        return self._handle(data)
 
     def _handle(self, text: str) -> list:
         msg = json_object(text)

@@ -77,21 +77,10 @@ class VapiLink(BotLink):
         if isinstance(self.vapi_call_id, str) and self.vapi_call_id:
             on_event(ProviderSession("vapi", self.vapi_call_id))
 
-    def _read_loop(self) -> None:
-        while True:
-            message = self.channel.receive()
-            if message[0] == "closed":
-                _, code, reason, clean = message
-                self._closed_by_peer(code, reason, clean)
-                return
-            if self._gone:
-                return
-            if message[0] == "binary":
-                if message[1]:
-                    self._emit(Media(message[1]))
-                continue
-            for event in self._handle(message[1]):
-                self._emit(event)
+    def _events(self, kind: str, data: str | bytes) -> list:
+        if kind == "binary":  # Vapi's transport sends the assistant's audio as raw frames
+            return [Media(data)] if data else []
+        return self._handle(data)
 
     def _handle(self, text: str) -> list:
         msg = json_object(text)

@@ -24,17 +24,8 @@ class WebsocketBotLink(BotLink):
         self.channel.send_text(self.stream.connected())
         self.channel.send_text(self.stream.start())
 
-    def _read_loop(self) -> None:
-        while True:
-            message = self.channel.receive()
-            if message[0] == "closed":
-                _, code, reason, clean = message
-                self._closed_by_peer(code, reason, clean)
-                return
-            if self._gone:
-                return
-            for event in self.stream.receive(message[1]):
-                self._emit(event)
+    def _events(self, kind: str, data: str | bytes) -> list:
+        return self.stream.receive(data)  # it refuses binary frames itself
 
     def _send(self, kind: str, value) -> None:
         if kind == "audio":
