@@ -95,6 +95,21 @@ class Transition:
     detail: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class StatusWords:
+    """A contract's own status vocabulary, derived from (status, end_reason)."""
+
+    live: dict[str, str]  # queued / ringing / in_progress / completed → the contract's word
+    ended: dict[str, str]  # end_reason of a call that never connected → the contract's word
+    missed: str  # a missed call whose end_reason has no word of its own
+
+    def of(self, status: str, end_reason: str | None) -> str:
+        if status in self.live:
+            return self.live[status]
+        default = self.missed if status == Status.MISSED.value else "failed"
+        return self.ended.get(end_reason or "", default)
+
+
 def _epoch_usec(value: str | None) -> datetime | None:
     if not value or not value.isdigit() or value == "0":
         return None

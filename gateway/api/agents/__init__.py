@@ -34,19 +34,19 @@ failed       (other)       failed
 
 from __future__ import annotations
 
+from gateway.calls.states import StatusWords
 from gateway.models import Call
 
-_LIVE = {"queued": "registered", "ringing": "ringing", "in_progress": "in_progress", "completed": "completed"}
-_ENDED = {"no_answer": "no_answer", "canceled": "canceled", "busy": "busy", "rejected": "busy"}
+_WORDS = StatusWords(
+    live={"queued": "registered", "ringing": "ringing", "in_progress": "in_progress", "completed": "completed"},
+    ended={"no_answer": "no_answer", "canceled": "canceled", "busy": "busy", "rejected": "busy"},
+    missed="no_answer",
+)
 
 
 def v1_status(call: Call) -> str:
     """The call's status in this surface's vocabulary (the table above)."""
-    if call.status in _LIVE:
-        return _LIVE[call.status]
-    if call.status == "missed":
-        return _ENDED.get(call.end_reason, "no_answer")
-    return _ENDED.get(call.end_reason, "failed")
+    return _WORDS.of(call.status, call.end_reason)
 
 
 def register(api) -> None:
