@@ -1,0 +1,1 @@
+"""The call controller: originate, control, the state machine, inbound routing, scripts."""
