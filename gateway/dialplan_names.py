@@ -109,6 +109,12 @@ CHANNEL_VARIABLES = (
     VAR_TRANSFER_RESULT,
 )
 
+#: How long a call may go without RTP (and on hold), in ms, before FreeSWITCH hangs it up.
+#: FreeSWITCH 1.10 takes these as channel variables (the sofia profile parameters
+#: ``rtp-timeout-sec``/``rtp-hold-timeout-sec`` are deprecated and warned about at load):
+#: the public dialplan sets them on inbound calls, ``originate_command`` on outbound legs.
+MEDIA_TIMEOUT_VARIABLES = {"media_timeout": "300000", "media_hold_timeout": "1800000"}
+
 # --- global variables (``freeswitch-conf/vars.xml``) -----------------------------------------
 
 #: Name of the carrier's sofia gateway (``sofia/gateway/<name>/<number>``).

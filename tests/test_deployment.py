@@ -369,3 +369,19 @@ def test_systemd_analyze_verify(tmp_path):
 
     # unknown keys and bad values are only warnings: any output counts as a failure
     assert result.returncode == 0 and not result.stdout and not result.stderr, result.stdout + result.stderr
+
+
+DEPRECATED_PROFILE_PARAMS = {"rtp-timeout-sec", "rtp-hold-timeout-sec"}  # FreeSWITCH 1.10 warns twice per profile
+
+
+def test_sip_profiles_use_no_deprecated_parameters_and_calls_get_media_timeouts(document):
+    for profile in configuration(document, "sofia.conf").iter("profile"):
+        assert DEPRECATED_PROFILE_PARAMS.isdisjoint(params(profile.find("settings"))), profile.get("name")
+    # their replacement, the channel variables, on inbound calls (dialplan) and outbound legs (originate)
+    from gateway.calls.dialstring import originate_command
+    command = originate_command("u-1", "sofia/gateway/carrier/15551230001", "+15550100")
+    for name, value in names.MEDIA_TIMEOUT_VARIABLES.items():
+        assert f"{name}={value}" in command
+    inbound = next(e for e in document.iter("extension") if e.get("name") == names.EXT_INBOUND)
+    sets = [a.get("data") for a in inbound.iter("action") if a.get("application") == "set"]
+    assert {f"{k}={v}" for k, v in names.MEDIA_TIMEOUT_VARIABLES.items()} <= set(sets)

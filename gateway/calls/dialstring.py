@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from gateway import dialplan_names as names
+
 _NUMBER = re.compile(r"^\+?[0-9A-Za-z*#.@:_-]{1,64}$")
 
 
@@ -48,6 +50,7 @@ def originate_command(
         "origination_caller_id_name": caller_id_name or caller_id_number,
         "originate_timeout": str(int(timeout)),
         "ignore_early_media": "true",
+        **names.MEDIA_TIMEOUT_VARIABLES,
         **(variables or {}),
     }
     block = ",".join(f"{name}={quote_var(value)}" for name, value in pairs.items())
