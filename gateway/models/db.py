@@ -12,12 +12,17 @@ from urllib.parse import urlparse
 
 from peewee import Database, DatabaseProxy, Model, SqliteDatabase
 from playhouse import db_url
-from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import PooledDatabase, PooledPostgresqlDatabase
 from psycogreen.gevent import patch_psycopg
 
 database = DatabaseProxy()
 
 SQLITE_PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000}
+# A transaction that begins as a reader cannot wait for the write lock: once another
+# connection (the API, a CLI command) has written, its first write fails at once with
+# "database is locked", whatever busy_timeout says.  Taking the lock at BEGIN makes it
+# wait its turn (up to busy_timeout); WAL readers outside transactions are not held up.
+SQLITE_LOCK_TYPE = "IMMEDIATE"
 
 # Per process. Query parameters in the URL override these,
 # e.g. postgresql://voicegw@db/voicegw?max_connections=50
@@ -45,7 +50,7 @@ def database_from_url(url: str) -> Database:
         if params["database"] == ":memory:":
             # Each greenlet's connection would see its own, empty, database.
             raise ValueError(f"{url!r}: an in-memory SQLite database cannot be shared; name a file")
-        return SqliteDatabase(pragmas=SQLITE_PRAGMAS, **params)
+        return SqliteDatabase(pragmas=SQLITE_PRAGMAS, lock_type=SQLITE_LOCK_TYPE, **params)
     if scheme in ("postgresql", "postgres"):
         # Makes psycopg2 wait through gevent's hub, so a query blocks only its greenlet.
         patch_psycopg()
@@ -86,3 +91,20 @@ def connection_scope(db: Database | DatabaseProxy = database):
     finally:
         if opened and not db.is_closed():
             db.close()
+
+
+def release_connection(db: Database | DatabaseProxy = database) -> None:
+    """Give back the connection this greenlet holds, if it holds one: the last step of a
+    greenlet that may have queried outside a ``connection_scope``."""
+    bound = db.obj if isinstance(db, DatabaseProxy) else db
+    if bound is not None and not bound.is_closed():
+        bound.close()
+
+
+def close_database(db: Database) -> None:
+    """Close ``db`` for good, including every connection a pool keeps (call it once
+    nothing uses the database any more)."""
+    if isinstance(db, PooledDatabase):
+        db.close_all()
+    else:
+        db.close()
