@@ -1,5 +1,7 @@
 """The call controller against the simulator, over real TCP, on SQLite and PostgreSQL."""
 
+import time
+
 import gevent
 import pytest
 
@@ -38,6 +40,14 @@ def controller(database, sim):
 @pytest.fixture
 def account(database):
     return Account.create(name="acme")
+
+
+def wait_until(predicate, timeout: float):
+    """For state the simulator does not see change (the node's, here): look every 10 ms."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        gevent.sleep(0.01)
 
 
 def status_log(call_uuid):
@@ -199,7 +209,7 @@ def test_wrong_password_is_reported_and_retried(database, sim):
     controller.start()
     try:
         node = controller.nodes["fs"]
-        sim.wait_for(lambda: node.last_error is not None, timeout=5)
+        wait_until(lambda: node.last_error is not None, timeout=5)
         assert "password" in node.last_error
         assert not node.connected.is_set()
     finally:
