@@ -254,3 +254,46 @@ def test_validation_messages_are_flattened():
                          "_schema": ["Whole body."]}}
     assert errors.flatten_messages(messages) == ["headers: Unknown field.", "custom_args.x.value: Bad.",
                                                  "Whole body."]
+
+
+def test_an_exhausted_database_pool_is_shed_with_503_and_retry_after(database_url, sim, account_a, key_a):
+    """Every pooled connection is taken (bots, a burst): a request waits the pool's
+    ``timeout`` for one, then gets 503 + Retry-After in its surface's shape, not a 500."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a connection pool is PostgreSQL's")
+    import gevent
+    from gevent.event import Event
+
+    from api_support import _gateway
+    from gateway.config import NodeConfig
+
+    node = NodeConfig(f"127.0.0.1:{sim.port}", "127.0.0.1", sim.port, "ClueCon")
+    small = _gateway(f"{database_url}?max_connections=4&timeout=0.2", (node,))
+    release, holders = Event(), []
+    try:
+        client = small.app.test_client()
+        assert client.get("/v1/agents", headers=headers(key_a)).status_code == 200
+
+        def hold():
+            small.db.connect()
+            try:
+                release.wait()
+            finally:
+                small.db.close()
+
+        while len(small.db._in_use) < 4:
+            holders.append(gevent.spawn(hold))
+            gevent.sleep(0)
+        for path in ("/v1/agents", "/api/calls/5f3c8b2a-1d4e-4a9c-9e7b-2c6f0a1b3d8e"):
+            response = client.get(path, headers=headers(key_a))
+            assert response.status_code == 503, response.get_data(as_text=True)
+            assert response.headers["Retry-After"] == "1"
+            assert response.get_json() == {"error": "The service is busy; retry shortly"}
+        response = client.get("/api/public/v1/calls", headers=bearer(key_a))
+        assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+        release.set()
+        gevent.joinall(holders, timeout=5)
+        assert client.get("/v1/agents", headers=headers(key_a)).status_code == 200
+    finally:
+        release.set()
+        small.stop()

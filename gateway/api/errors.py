@@ -17,7 +17,9 @@ anything else     ``{"error": "…"}``
 
 A renderer gets ``(status, message)`` and returns the JSON body; headers the error
 carries (``Allow`` on 405, ``Retry-After`` on 429) are kept. An unhandled exception is
-logged with its traceback and answered 500 in the surface's shape, without any detail.
+logged with its traceback and answered 500 in the surface's shape, without any detail;
+a database too busy to serve the request (``DATABASE_BUSY``) is answered 503 with
+``Retry-After`` instead.
 
 Views raise errors with :func:`fail`; webargs' validation errors arrive with their
 field messages in ``exc.data["messages"]`` and are flattened into one line.
@@ -29,6 +31,8 @@ import logging
 from typing import Callable, NoReturn
 
 from flask import Flask, jsonify, request
+from peewee import InterfaceError, OperationalError
+from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
 
 logger = logging.getLogger(__name__)
@@ -56,6 +60,13 @@ DEFAULT_MESSAGES = {
 }
 
 _KEPT_HEADERS = ("Allow", "Retry-After")
+
+#: The database cannot serve the request now: PostgreSQL's pool has no free connection
+#: within its wait (``?timeout=`` in the URL), SQLite stayed locked past its busy
+#: timeout, or the server is unreachable.  Load to shed, never a 500.
+DATABASE_BUSY = (MaxConnectionsExceeded, OperationalError, InterfaceError)
+BUSY_MESSAGE = "The service is busy; retry shortly"
+RETRY_AFTER_SECONDS = 1
 
 
 def plain_error(status: int, message: str) -> dict:
@@ -161,9 +172,14 @@ def handle_http_exception(exc: HTTPException):
 
 
 def handle_exception(exc: Exception):
-    """Anything a view did not expect: logged in full, answered without detail."""
+    """Anything a view did not expect: logged in full, answered without detail.  A
+    database that cannot take the request now is shed with 503 and ``Retry-After``."""
     if isinstance(exc, HTTPException):
         return handle_http_exception(exc)
+    if isinstance(exc, DATABASE_BUSY):
+        logger.warning("%s %s shed (503): %s: %s", request.method, request.path, type(exc).__name__,
+                       " ".join(str(exc).split())[:200])
+        return render(503, BUSY_MESSAGE, {"Retry-After": str(RETRY_AFTER_SECONDS)})
     logger.exception("unhandled error in %s %s", request.method, request.path, exc_info=exc)
     return render(500, DEFAULT_MESSAGES[500])
 
