@@ -1,12 +1,17 @@
 """Originate → answer → hangup cycles per second, end to end, against the simulator.
 
-Each cycle is a real call through the whole engine: a Call row is written, ``bgapi
-originate`` goes over TCP to the simulator, CHANNEL_* events come back, the controller
-moves the row to ``in_progress``, sends ``uuid_kill`` and records ``completed`` with its
-event log.  ``--concurrency`` cycles run at once.  The simulator runs in its own
-process (``voicegw simulator``), as FreeSWITCH would, so the figure is the gateway's.  The baseline printed beside it is the
-same number of bare ``api status`` round trips on one connection in the same run, so
-the ratio says how many ESL round trips a cycle costs.
+Each cycle is a real call through the whole engine: a Call row is written, the call waits
+its turn in the node's line (admission control), ``bgapi originate`` goes over TCP to the
+simulator, CHANNEL_* events come back, the controller moves the row to ``in_progress``,
+sends ``uuid_kill`` and records ``completed`` with its event log.  ``--concurrency``
+cycles run at once.  The simulator runs in its own process (``voicegw simulator``), as
+FreeSWITCH would, so the figure is the gateway's.
+
+It runs twice: against a switch with the shipped ``sessions-per-second=30`` (the
+gateway paces to it: every call must complete, none refused), and against one with no
+practical limit (what the engine itself can do).  The baseline printed beside them is
+the same number of bare ``api status`` round trips on one connection in the same run,
+so the ratio says how many ESL round trips a cycle costs.
 
     python bench/call_cycles.py [--calls 1000] [--concurrency 50] [--database-url URL]
 """
@@ -27,12 +32,17 @@ from gateway.calls.controller import CallController  # noqa: E402
 from gateway.calls.states import FINAL, Status  # noqa: E402
 from gateway.config import NodeConfig  # noqa: E402
 from gateway.esl.connection import ESLLink  # noqa: E402
-from gateway.models import Account, Call, connect, migrate  # noqa: E402
+from gateway.models import Account, Call, CallEvent, connect, migrate  # noqa: E402
+
+SHIPPED_SPS = 30
+UNTHROTTLED_SPS = 1_000_000
+WARM_UP = 50
 
 
 def cycle(controller: CallController, account_id: int, index: int) -> None:
     call = controller.originate(account_id, f"+1555030{index % 10000:04d}1", "+15550009999")
-    controller.wait_status(call.uuid, [Status.IN_PROGRESS], 30)
+    if controller.wait_status(call.uuid, [Status.IN_PROGRESS], 120) is not Status.IN_PROGRESS:
+        return  # ended without an answer: counted below
     controller.hangup(call.uuid)
     controller.wait_status(call.uuid, FINAL, 30)
 
@@ -63,6 +73,33 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def against_switch(sps: int, args) -> dict:
+    """Cycles/s and outcomes against a simulator with ``sps`` sessions per second."""
+    port = free_port()
+    simulator = subprocess.Popen([sys.executable, "-m", "gateway.cli", "simulator", "--listen", f"127.0.0.1:{port}",
+                                  "--answer-delay", "0", "--sps", str(sps)])
+    controller = CallController([NodeConfig("sim", "127.0.0.1", port, "ClueCon")])
+    controller.start()
+    try:
+        if not controller.wait_connected(15):
+            raise SystemExit("the simulator did not come up")
+        warm_up = Account.create(name=f"bench-warm-up-{sps}-{time.time()}")
+        bench_cycles(controller, warm_up.id, min(WARM_UP, args.calls), args.concurrency)
+        baseline = bench_status_round_trips(port, args.calls)
+        account = Account.create(name=f"bench-{sps}-{time.time()}")
+        rate = bench_cycles(controller, account.id, args.calls, args.concurrency)
+        rows = Call.select().where(Call.account == account.id)
+        refused = sum("note" in entry.detail for entry in CallEvent.select().join(Call).where(
+            Call.account == account.id, CallEvent.kind == "admission"))
+        return {"rate": rate, "baseline": baseline, "completed": rows.where(Call.status == "completed").count(),
+                "failed": rows.where(Call.status == "failed").count(), "refusals": refused,
+                "limits": str(controller.nodes["sim"].limits)}
+    finally:
+        controller.stop()
+        simulator.terminate()
+        simulator.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000)
@@ -72,26 +109,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
         migrate(connect(url))
-        port = free_port()
-        simulator = subprocess.Popen([sys.executable, "-m", "gateway.cli", "simulator",
-                                      "--listen", f"127.0.0.1:{port}", "--answer-delay", "0"])
-        controller = CallController([NodeConfig("sim", "127.0.0.1", port, "ClueCon")])
-        controller.start()
-        if not controller.wait_connected(15):
-            simulator.kill()
-            raise SystemExit("the simulator did not come up")
-        account = Account.create(name=f"bench-{time.time()}")
-        bench_cycles(controller, account.id, min(50, args.calls), args.concurrency)  # warm up
-        baseline = bench_status_round_trips(port, args.calls)
-        rate = bench_cycles(controller, account.id, args.calls, args.concurrency)
-        completed = Call.select().where(Call.account == account.id, Call.status == "completed").count()
-        controller.stop()
-        simulator.terminate()
-        simulator.wait(10)
+        shipped = against_switch(SHIPPED_SPS, args)
+        unthrottled = against_switch(UNTHROTTLED_SPS, args)
     print(f"database: {url.split('://')[0]}  calls: {args.calls}  concurrency: {args.concurrency}")
-    print(f"baseline  api status round trips/s: {baseline:10,.0f}")
-    print(f"originate→answer→hangup cycles/s:    {rate:10,.0f}   ({baseline / rate:.1f} round trips per cycle)")
-    print(f"calls completed: {completed - min(50, args.calls)}/{args.calls}")
+    print(f"baseline  api status round trips/s:    {shipped['baseline']:10,.0f}")
+    for label, run in ((f"switch at {SHIPPED_SPS} sessions/s", shipped), ("switch unthrottled", unthrottled)):
+        print(f"cycles/s, {label + ':':26} {run['rate']:10,.1f}   {run['completed']}/{args.calls} completed, "
+              f"{run['failed']} failed, {run['refusals']} refusals retried (node: {run['limits']})")
+    print(f"round trips per unthrottled cycle: {unthrottled['baseline'] / unthrottled['rate']:.1f}")
 
 
 if __name__ == "__main__":

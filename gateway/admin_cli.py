@@ -5,6 +5,7 @@
     voicegw accounts create NAME [--region IN] [--timezone Asia/Kolkata] [--currency INR] [--balance 500]
     voicegw accounts list | show ACCOUNT | suspend ACCOUNT | activate ACCOUNT
     voicegw accounts set ACCOUNT [--api-enabled false] [--rate-limit 60] [--elevenlabs-key …] …
+                         [--transfer-numbers +1,1000-1099] [--transfer-sip-domains pbx.acme.com]
     voicegw keys create ACCOUNT [--scopes calls:read,calls:write] [--name …] [--agent KEY]
     voicegw keys list ACCOUNT | rotate PK | revoke PK
     voicegw agents create ACCOUNT KEY --name … [--language en] [--type outbound] [--driver vapi --ref …]
@@ -38,8 +39,9 @@ from functools import partial
 from peewee import DatabaseError, IntegrityError, fn
 from playhouse.pool import PooledDatabase
 
-from gateway import models
+from gateway import models, net_policy
 from gateway.auth import keys
+from gateway.calls.transfer_policy import TransferPolicy, clean_number_rules, clean_sip_domains
 from gateway.config import Settings
 from gateway.models import (
     AGENT_DRIVERS,
@@ -109,6 +111,11 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("--webhook-url")
     p.add_argument("--elevenlabs-key", help="the account's ElevenLabs API key")
     p.add_argument("--vapi-key", help="the account's Vapi API key")
+    p.add_argument("--transfer-numbers", metavar="RULES",
+                   help="where calls may be transferred: E.164 prefixes (+, +1), ranges"
+                        " (+14155550100-+14155550199) and extensions (1000, 1000-1099); default +")
+    p.add_argument("--transfer-sip-domains", metavar="DOMAINS",
+                   help="SIP domains calls may be transferred to (pbx.acme.com, *.acme.com); default none")
 
     key_group = _group(subparsers, "keys", "manage API keys")
     p = _command(key_group, "create", keys_create, "create a key; prints its secret, once")
@@ -173,7 +180,9 @@ def _run(handler: Callable[[argparse.Namespace], Output], args: argparse.Namespa
     """Run one command in a transaction; print its output; return the exit status."""
     try:
         settings = Settings.from_env(config_file=getattr(args, "config", None))
-        with _database(settings.database_url) as db, db.atomic():
+        # URLs given to a command are checked against the operator's allowlist.
+        with _database(settings.database_url) as db, \
+                net_policy.policy.allowing(*settings.outbound_allowlist), db.atomic():
             output = handler(args)
     except ValueError as exc:  # CommandError, InvalidNumber, UnknownScope, bad settings…
         return _fail(str(exc), 2)
@@ -276,6 +285,7 @@ _ACCOUNT_SHOW_FIELDS = [
     ("webhook url", "default_webhook_url"), ("webhook secret", "webhook_secret"),
     ("previous secret until", "webhook_secret_previous_valid_until"),
     ("elevenlabs key", "elevenlabs_api_key"), ("vapi key", "vapi_api_key"),
+    ("transfer numbers", "transfer_numbers"), ("transfer sip domains", "transfer_sip_domains"),
     ("created", "created_at"),
 ]
 
@@ -316,6 +326,8 @@ def accounts_set(args) -> Output:
         "default_webhook_url": (args.webhook_url, check_webhook_url),
         "elevenlabs_api_key": (args.elevenlabs_key, partial(_credential, what="ElevenLabs key")),
         "vapi_api_key": (args.vapi_key, partial(_credential, what="Vapi key")),
+        "transfer_numbers": (args.transfer_numbers, clean_number_rules),
+        "transfer_sip_domains": (args.transfer_sip_domains, clean_sip_domains),
     }
     for field, (value, check) in optional.items():
         if value is not None:
@@ -600,6 +612,8 @@ def _account_doc(account: Account, with_secret: bool = False) -> dict:
         "default_webhook_url": account.default_webhook_url,
         "elevenlabs_api_key": _masked(account.elevenlabs_api_key),
         "vapi_api_key": _masked(account.vapi_api_key),
+        "transfer_numbers": list(TransferPolicy.of(account).numbers),
+        "transfer_sip_domains": list(TransferPolicy.of(account).sip_domains),
         "created_at": _iso(account.created_at),
     }
     if with_secret:
@@ -684,6 +698,8 @@ def _text_value(value) -> str:
         return "-"
     if isinstance(value, bool):
         return _yes_no(value)
+    if isinstance(value, list):
+        return ", ".join(value) or "-"
     return str(value)
 
 

@@ -4,18 +4,22 @@ from gateway import _monkey  # noqa: F401  (first: sockets, ssl and threading be
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
-from gateway.config import NodeConfig, Settings  # noqa: E402
+from gateway.config import CONFIG_VAR, NodeConfig, Settings  # noqa: E402
 
 
 def cmd_serve(args) -> int:
+    from gateway import net_policy
     from gateway.runtime import Gateway
 
-    gateway = Gateway(Settings.from_env(config_file=args.config))
+    settings = Settings.from_env(config_file=args.config)
+    net_policy.configure(settings.outbound_allowlist)
+    gateway = Gateway(settings)
     gateway.start()
     wait_for_termination()
     gateway.stop()
@@ -65,7 +69,8 @@ def cmd_simulate_call(args) -> int:
 
     if args.did:
         node = NodeConfig.parse(args.esl, "--esl")
-        return simulate_call.inject(node, args.did, args.caller, args.caller_name)
+        database_url = Settings.from_env(config_file=args.config).database_url
+        return simulate_call.inject(node, args.did, args.caller, args.caller_name, args.seconds, database_url)
     return simulate_call.call_bot(args.socket_url, args.seconds, args.audio)
 
 
@@ -86,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_doctor)
     sub.add_parser("demo", help="run the simulator and the gateway, place calls, print their timelines").set_defaults(
         func=cmd_demo)
-    from gateway import admin_cli, public_cli
+    from gateway import admin_cli, calls_cli, public_cli
     from gateway.simulator import cli as simulator_cli
     from gateway.webhooks import cli as webhooks_cli
 
@@ -94,12 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     admin_cli.add_subparsers(sub)
     public_cli.add_subparsers(sub)
     webhooks_cli.add_subparsers(sub)
+    calls_cli.add_subparsers(sub)
     sim_call = sub.add_parser("simulate-call", help="call your bot through a simulated FreeSWITCH, or inject "
                                                     "an inbound call into a DID")
     target = sim_call.add_mutually_exclusive_group(required=True)
     target.add_argument("--socket-url", help="the bot's ws:// or wss:// URL (Twilio Media Streams)")
-    target.add_argument("--did", help="inject an inbound call to this DID into a running FreeSWITCH or simulator")
-    sim_call.add_argument("--seconds", type=float, default=10.0, help="how long the bot call lasts (default 10)")
+    target.add_argument("--did", help="inject an inbound call to this DID into a running FreeSWITCH or simulator; "
+                                      "its log is read from the gateway's database (GATEWAY_DATABASE_URL)")
+    sim_call.add_argument("--seconds", type=float, default=10.0,
+                          help="how long the call lasts before it is hung up (default 10)")
     sim_call.add_argument("--audio", help="8 kHz mono 16-bit WAV the caller says (default: a tone)")
     sim_call.add_argument("--esl", default="127.0.0.1:8021:ClueCon", help="host:port:password for --did")
     sim_call.add_argument("--caller", default="+14155550123", help="caller number for --did")
@@ -111,9 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that run a service: they log what they do at INFO (the others only warn).
+SERVICES = ("serve", "simulator", "dispatch")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+    if args.config:  # one config file for the whole process: every later read of the settings sees it
+        os.environ[CONFIG_VAR] = args.config
+    service = args.command in SERVICES or getattr(args, "webhooks_command", None) == "dispatch"
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO if service else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args) or 0

@@ -27,6 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, NamedTuple
 
+from gateway.net_policy import ALLOWLIST_ALIAS as OUTBOUND_ALLOWLIST_ALIAS
+from gateway.net_policy import ALLOWLIST_VAR as OUTBOUND_ALLOWLIST_VAR
+from gateway.net_policy import IPNetwork, parse_allowlist
+
 DATABASE_URL_VAR = "GATEWAY_DATABASE_URL"
 HTTP_VAR = "GATEWAY_HTTP"
 NODES_VAR = "FREESWITCH_NODES"
@@ -38,13 +42,22 @@ MEDIA_ENABLED_VAR = "GATEWAY_MEDIA_ENABLED"
 BOT_CONNECT_TIMEOUT_VAR = "GATEWAY_BOT_CONNECT_TIMEOUT"
 ELEVENLABS_URL_VAR = "ELEVENLABS_API_URL"
 VAPI_URL_VAR = "VAPI_API_URL"
+ADMISSION_WAIT_VAR = "GATEWAY_ADMISSION_WAIT"
+MEDIA_DIR_VAR = "GATEWAY_MEDIA_DIR"
 
 _MEDIA_VARS = (MEDIA_ENABLED_VAR, MEDIA_LISTEN_VAR, MEDIA_URL_VAR, MEDIA_PLAYBACK_VAR, BOT_CONNECT_TIMEOUT_VAR,
                ELEVENLABS_URL_VAR, VAPI_URL_VAR)
-_SETTING_VARS = (DATABASE_URL_VAR, HTTP_VAR, NODES_VAR) + _MEDIA_VARS
+_SETTING_VARS = (DATABASE_URL_VAR, HTTP_VAR, NODES_VAR, ADMISSION_WAIT_VAR, MEDIA_DIR_VAR) + _MEDIA_VARS
+_SETTING_VARS += (OUTBOUND_ALLOWLIST_VAR, OUTBOUND_ALLOWLIST_ALIAS)
 PLAYBACK_FORMS = ("files", "stream")
 DEFAULT_MEDIA_PORT = 8090
+#: Seconds a placed call may wait for its FreeSWITCH node's session budget before it
+#: fails (``calls/admission.py``): a burst of 1,500 calls at a shipped node's 26 a second.
+DEFAULT_ADMISSION_WAIT = 60.0
+MAX_ADMISSION_WAIT = 3600.0
 _INI_SECTION = "gateway"
+#: Audio clips and call recordings (``gateway.recordings``), relative to the working directory.
+DEFAULT_MEDIA_DIR = "voicegw-media"
 
 
 class HttpAddress(NamedTuple):
@@ -122,6 +135,12 @@ class Settings:
         default_factory=lambda: (NodeConfig("127.0.0.1:8021", "127.0.0.1", 8021, "ClueCon"),)
     )
     media: MediaSettings = field(default_factory=MediaSettings)
+    admission_wait: float = DEFAULT_ADMISSION_WAIT
+    #: Audio clips and recordings; the same path on the FreeSWITCH host (``gateway.recordings``).
+    media_dir: Path = field(default_factory=lambda: Path(DEFAULT_MEDIA_DIR).resolve())
+    #: Internal addresses customer URLs (webhooks, bot sockets) may reach anyway
+    #: (``gateway.net_policy``; a process applies it with ``net_policy.configure``).
+    outbound_allowlist: tuple[IPNetwork, ...] = ()
 
     @classmethod
     def from_env(
@@ -147,6 +166,17 @@ class Settings:
         if NODES_VAR in raw:
             parsed["freeswitch_nodes"] = _parse_nodes(*raw[NODES_VAR])
         parsed["media"] = _parse_media(raw)
+        if MEDIA_DIR_VAR in raw:
+            text, source = raw[MEDIA_DIR_VAR]
+            if not text.strip():
+                raise ValueError(f"{source}: the media directory is empty")
+            parsed["media_dir"] = Path(text.strip()).expanduser().resolve()
+        if ADMISSION_WAIT_VAR in raw:
+            parsed["admission_wait"] = _parse_admission_wait(*raw[ADMISSION_WAIT_VAR])
+        allowlist_var = OUTBOUND_ALLOWLIST_VAR if OUTBOUND_ALLOWLIST_VAR in raw else OUTBOUND_ALLOWLIST_ALIAS
+        if allowlist_var in raw:  # the former name counts only without the new one
+            text, source = raw[allowlist_var]
+            parsed["outbound_allowlist"] = parse_allowlist(text, source)
         return cls(database_url=database_url, **parsed)
 
 
@@ -193,6 +223,16 @@ def _parse_http(text: str, source: str) -> HttpAddress:
     host, rest = _split_host(text, source)
     # Port 0 is allowed: the OS picks a free port, which tests rely on.
     return HttpAddress(host, _parse_port(rest, f"{source}: {text!r}", minimum=0))
+
+
+def _parse_admission_wait(text: str, source: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{source}: {text!r} is not a number of seconds") from None
+    if not 0 < value <= MAX_ADMISSION_WAIT:  # also refuses nan and inf
+        raise ValueError(f"{source}: {value} is out of range (0, {MAX_ADMISSION_WAIT:g}] seconds")
+    return value
 
 
 def _parse_media(raw: dict) -> MediaSettings:

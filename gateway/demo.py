@@ -24,11 +24,13 @@ from pathlib import Path
 import gevent
 import requests
 
+from gateway import net_policy
 from gateway.auth.keys import create_key
 from gateway.calls.states import FINAL, Status
+from gateway.calls.timeline import timeline
 from gateway.config import HttpAddress, NodeConfig, Settings
 from gateway.example_bot import EchoBot
-from gateway.models import Account, Call, CallEvent
+from gateway.models import Account, Call
 from gateway.runtime import Gateway
 from gateway.simulator import Simulator
 
@@ -42,24 +44,11 @@ REFUSED = [
 ]
 
 
-def timeline(call: Call) -> str:
-    rows = CallEvent.select().where(CallEvent.call == call.uuid).order_by(CallEvent.seq)
-    lines = [f"  {call.to_number}  uuid={call.uuid}"]
-    for event in rows:
-        offset = (event.at - call.created_at).total_seconds()
-        if event.kind == "status":
-            what = f"{event.from_status} -> {event.to_status}"
-        else:
-            what = event.detail.get("command") or event.detail.get("event") or event.detail.get("reason") or ""
-        lines.append(f"    +{offset:6.3f}s  {event.kind:<8} {what:<32} {event.detail.get('reason', '')}")
-    lines.append(f"    final: status={call.status} end_reason={call.end_reason} cause={call.hangup_cause} "
-                 f"billsec={call.billsec} duration={call.duration_sec}")
-    return "\n".join(lines)
-
-
 def run(out=sys.stdout) -> int:
     say = lambda text="": print(text, file=out)  # noqa: E731
-    with tempfile.TemporaryDirectory(prefix="voicegw-demo-") as tmp:
+    # Everything runs on 127.0.0.1, which customer URLs (the bot's) may not reach unless
+    # the operator allows it: the demo is the operator, and allows it for its run.
+    with tempfile.TemporaryDirectory(prefix="voicegw-demo-") as tmp, net_policy.policy.allowing("127.0.0.1"):
         simulator = Simulator(port=0, answer_delay=0.3)
         simulator.start()
         bot = EchoBot()

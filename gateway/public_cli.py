@@ -35,7 +35,7 @@ from gateway.billing import ledger
 from gateway.billing.rates import check_prefix
 from gateway.calls.scripts import check_dtmf_map
 from gateway.campaigns import audio, saved
-from gateway.dialplan_names import transfer_target
+from gateway.calls.transfer_policy import TransferPolicy, transfer_destination
 from gateway.models import CAMPAIGN_STATUSES, CAMPAIGN_TYPES, AudioClip, CallRate, SavedCampaign
 from gateway.numbering import normalize
 
@@ -243,11 +243,13 @@ def wallet_change(args, kind: str) -> Output:
 
 
 def agent_destination_set(args) -> Output:
+    """A number (read in the account's region, stored in E.164), an extension or a SIP
+    URI, which the account's transfer policy must allow."""
     account = _account(args.account)
     destination = args.destination.strip() or None
     if destination is not None:
         try:
-            transfer_target(destination)
+            destination = TransferPolicy.of(account).check(transfer_destination(destination, account.region))
         except ValueError as exc:
             raise CommandError(str(exc)) from None
     account.agent_destination = destination

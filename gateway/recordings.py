@@ -6,7 +6,8 @@ clips (``playback <path>``) and writes the recordings (``record_session <path>``
 paths, so the directory must be the same path on the FreeSWITCH host and on the gateway
 host (the same machine, as the Vagrant deployment installs it, or a shared mount).
 
-It is ``GATEWAY_MEDIA_DIR``, else ``voicegw-media`` in the working directory.
+It is the ``GATEWAY_MEDIA_DIR`` setting (environment or config file, ``gateway.config``),
+else ``voicegw-media`` in the working directory.
 
 A recording is registered (``Recording`` row) when the call's script is built, on answer;
 the script then runs ``record_session <path>`` first (``gateway.calls.scripts``), and
@@ -20,12 +21,10 @@ import os
 from pathlib import Path
 
 from gateway.calls.states import FINAL, Status
+from gateway.config import Settings
 from gateway.models import Call, Recording
 
 logger = logging.getLogger(__name__)
-
-MEDIA_DIR_VAR = "GATEWAY_MEDIA_DIR"
-DEFAULT_MEDIA_DIR = "voicegw-media"
 
 #: What each stored audio extension is served as.
 CONTENT_TYPES = {".wav": "audio/wav", ".ogg": "audio/ogg", ".opus": "audio/ogg", ".mp3": "audio/mpeg"}
@@ -34,8 +33,9 @@ WAV_HEADER_BYTES = 44
 
 
 def media_root() -> Path:
-    """The media directory, absolute (FreeSWITCH is given absolute paths)."""
-    return Path(os.environ.get(MEDIA_DIR_VAR) or DEFAULT_MEDIA_DIR).resolve()
+    """The media directory, absolute (FreeSWITCH is given absolute paths), as the process's
+    settings say now: ``voicegw --config FILE`` names the file for the whole process."""
+    return Settings.from_env().media_dir
 
 
 def content_type_for(path: str | os.PathLike) -> str:

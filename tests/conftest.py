@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 
+import gevent
 import psycopg2
 import pytest
 from playhouse.pool import PooledDatabase
 from psycopg2 import sql
 
-from gateway import models
+from gateway import models, net_policy
 from gateway.models import ALL_MODELS, connect, database_from_url, migrate
+from gateway.models.db import close_database
 
 # Superusers that trust authentication lets in, depending on how the server was set up.
 POSTGRES_ADMIN_URLS = (
@@ -44,7 +47,7 @@ class _PostgresTestDatabase:
     def migrate(self):
         db = database_from_url(self.url)
         migrate(db)
-        _close(db)
+        close_database(db)
         self.conn = psycopg2.connect(self.url)
         self.conn.autocommit = True
 
@@ -82,14 +85,6 @@ def _connect_admin():
     pytest.skip(reason)
 
 
-def _close(db):
-    """Close ``db``, including every connection a pool keeps."""
-    if isinstance(db, PooledDatabase):
-        db.close_all()
-    else:
-        db.close()
-
-
 @pytest.fixture(scope="session")
 def _postgres_test_database():
     test_db = _PostgresTestDatabase()
@@ -113,13 +108,48 @@ def database_url(request, tmp_path):
     return test_db.url
 
 
+def _held_connections(db, grace: float = 10.0) -> int:
+    """How many of a pool's connections greenlets still hold once ``grace`` is over
+    (0 at once for a database without a pool)."""
+    deadline = time.monotonic() + grace
+    while isinstance(db, PooledDatabase) and db._in_use and time.monotonic() < deadline:
+        gevent.sleep(0.01)
+    return len(db._in_use) if isinstance(db, PooledDatabase) else 0
+
+
 @pytest.fixture
 def database(database_url):
     db = connect(database_url)
     yield db
-    _close(db)
+    db.close()  # the test's own greenlet's connection
+    held = _held_connections(db)
+    if held:
+        # Closing a connection under the greenlet that holds it blocks the whole process
+        # on the connection's lock (nothing can interrupt that): leave it, fail the test.
+        db.close_idle()
+        models.database.initialize(None)
+        pytest.fail(f"{held} pooled connection(s) still held by greenlets the test did not stop")
+    close_database(db)
     # Unbind, so that a later test without this fixture fails instead of
     # quietly reopening this test's database.
+    models.database.initialize(None)
+
+
+@pytest.fixture
+def loopback_allowed():
+    """The operator allowlist of the tests: 127.0.0.1, where their webhook receivers and
+    bots listen (customer URLs on internal addresses are refused otherwise)."""
+    with net_policy.policy.allowing("127.0.0.1"):
+        yield net_policy.policy
+
+
+@pytest.fixture(autouse=True)
+def _unbind_models():
+    """After every test the models are bound to no database.  A test that built a Gateway
+    (which binds them to its own) and left them bound would make a later test's queries
+    on an explicit database consult a stale one: peewee asks the models' database whether
+    to use RETURNING, so an insert into SQLite came back as a PostgreSQL-shaped cursor."""
+    yield
     models.database.initialize(None)
 
 

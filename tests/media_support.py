@@ -113,7 +113,10 @@ class Peer:
 
 
 class WsServer(Waiter):
-    def __init__(self, *, refuse: int | None = None, accept_delay: float = 0.0) -> None:
+    """``refuse``: answer the upgrade with that HTTP status; ``ssl_context``: a ``wss://``
+    server."""
+
+    def __init__(self, *, refuse: int | None = None, accept_delay: float = 0.0, ssl_context=None) -> None:
         super().__init__()
         self.refuse = refuse
         self.accept_delay = accept_delay
@@ -121,7 +124,8 @@ class WsServer(Waiter):
         self.on_connect = None  # fn(peer)
         self.on_message = None  # fn(peer, kind, data)
         self.offered_extensions: list = []
-        self._server = StreamServer(("127.0.0.1", 0), self._handle)
+        tls = {"ssl_context": ssl_context} if ssl_context is not None else {}
+        self._server = StreamServer(("127.0.0.1", 0), self._handle, **tls)
         self._server.start()
         self.port = self._server.server_port
 

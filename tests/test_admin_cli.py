@@ -211,7 +211,7 @@ def test_suspend_and_activate(cli, acme):
 
 def test_accounts_set(cli, acme):
     doc = cli.json("accounts", "set", "acme", "--api-enabled", "false", "--balance", "99.9",
-                   "--rate-limit", "60", "--vapi-key", "vapi-secret-1234", "--socket-url", "ws://10.0.0.1:9000/bot",
+                   "--rate-limit", "60", "--vapi-key", "vapi-secret-1234", "--socket-url", "ws://93.184.215.14:9000/bot",
                    "--caller-id", "+91 98123 45678")
     assert doc["changed"] == ["api_enabled", "balance", "default_caller_id", "default_socket_url",
                               "rate_limit_per_minute", "vapi_api_key"]

@@ -71,7 +71,7 @@ def test_unanswered_calls_end_in_the_contract_vocabulary(client, gw, key_a, numb
 def test_socket_url_forms_are_stored_as_given(client, key_a):
     for form, stored in [("elevenlabs", "elevenlabs"), ("vapi", "vapi"),
                          ("elevenlabs&tVvN3xAbc", "elevenlabs&tVvN3xAbc"), ("vapi&abc-123", "vapi&abc-123"),
-                         ("ElevenLabs&tVvN3xAbc", "elevenlabs&tVvN3xAbc"), ("ws://10.0.0.5:8080/bot", None)]:
+                         ("ElevenLabs&tVvN3xAbc", "elevenlabs&tVvN3xAbc"), ("ws://93.184.215.14:8080/bot", None)]:
         response = place(client, key_a, socket_url=form)
         assert response.status_code == 200, (form, response.json)
         assert Call.get_by_id(response.json["call_uuid"]).socket_url == (stored or form)
@@ -158,7 +158,9 @@ def test_foreign_numbers_are_read_in_the_account_region(client, key_b, account_b
                                       " (no area code?)"}
 
 
-def test_transfer_to_number_extension_and_sip_uri(client, gw, sim, key_a):
+def test_transfer_to_number_extension_and_sip_uri(client, gw, sim, key_a, account_a):
+    Account.update(transfer_numbers=["+", "1000"], transfer_sip_domains=["pbx.example.com"]).where(
+        Account.id == account_a.id).execute()
     call_uuid = place(client, key_a).json["call_uuid"]
     gw.controller.wait_status(call_uuid, [Status.IN_PROGRESS], 5)
 

@@ -113,3 +113,35 @@ def test_bad_config_files(tmp_path, name, text, message):
     with pytest.raises(ValueError, match=message) as excinfo:
         Settings.from_env({}, config_file=path)
     assert str(excinfo.value).startswith(f"config file {path}")
+
+
+def test_media_dir_from_file_and_environment(tmp_path, monkeypatch):
+    from gateway.recordings import media_root
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GATEWAY_MEDIA_DIR", raising=False)
+    monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
+    assert Settings.from_env({}).media_dir == tmp_path / "voicegw-media"
+    conf = tmp_path / "gw.toml"
+    conf.write_text('gateway_media_dir = "shared/media"\n')
+    assert Settings.from_env({}, config_file=conf).media_dir == tmp_path / "shared" / "media"
+    assert Settings.from_env({"GATEWAY_MEDIA_DIR": "/srv/media"}, config_file=conf).media_dir.as_posix() == "/srv/media"
+    with pytest.raises(ValueError, match="GATEWAY_MEDIA_DIR: the media directory is empty"):
+        Settings.from_env({"GATEWAY_MEDIA_DIR": " "})
+    # the process's file (voicegw --config sets GATEWAY_CONFIG) is what the media code reads
+    monkeypatch.setenv("GATEWAY_CONFIG", str(conf))
+    assert media_root() == tmp_path / "shared" / "media"
+
+
+def test_voicegw_config_option_names_the_file_for_the_whole_process(tmp_path, monkeypatch):
+    from gateway import cli
+    from gateway.recordings import media_root
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GATEWAY_MEDIA_DIR", raising=False)
+    conf = tmp_path / "gw.ini"
+    conf.write_text(f"[gateway]\ngateway_media_dir = {tmp_path / 'm'}\ngateway_database_url = sqlite:///{tmp_path}/x.db\n")
+    monkeypatch.setenv("GATEWAY_CONFIG", "")  # restored after the test: main() sets it
+    assert cli.main(["--config", str(conf), "migrate"]) == 0
+    assert (tmp_path / "x.db").exists()
+    assert media_root() == tmp_path / "m"  # read later, elsewhere: the same file

@@ -134,7 +134,8 @@ def test_far_end_hangup_completes_the_call(controller, sim, account):
     assert controller.wait_status(call.uuid, FINAL, 5) is Status.COMPLETED
 
 
-def test_simulator_restart_mid_call_is_reconciled(controller, sim, account):
+def test_simulator_restart_mid_call_is_reconciled(controller, sim, account, caplog):
+    caplog.set_level("INFO", logger="gateway.esl.node")
     call = controller.originate(account.id, "+15550100001", CALLER)
     controller.wait_status(call.uuid, [Status.IN_PROGRESS], 5)
     node = next(iter(controller.nodes.values()))
@@ -143,6 +144,10 @@ def test_simulator_restart_mid_call_is_reconciled(controller, sim, account):
     sim.start()
     assert controller.wait_status(call.uuid, FINAL, 10) is Status.COMPLETED
     assert node.generation == generation + 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"FreeSWITCH {node.name} link lost") for m in messages), messages
+    assert any(m.startswith(f"FreeSWITCH {node.name} reconnected (link {node.generation}): version 1.10.12")
+               for m in messages), messages
     row = Call.get_by_id(call.uuid)
     assert row.hangup_cause == "CHANNEL_GONE" and row.end_reason == "completed"
     # the link is usable again
@@ -244,3 +249,24 @@ def test_execute_runs_an_application_and_its_completion_is_awaited(controller, s
     controller.hangup(call.uuid)
     with pytest.raises(CallError):
         ended.get(timeout=5)
+
+
+def test_log_times_follow_log_order_when_the_switch_clock_is_behind(controller, sim, account, monkeypatch):
+    """Status entries carry FreeSWITCH's event time, other entries the gateway's clock: with
+    the switch's clock 2 s behind, the hangup command (logged first) would otherwise seem to
+    come 2 s after the hangup it caused."""
+    from gateway.simulator import core
+
+    real_now = core.now_us
+    monkeypatch.setattr(core, "now_us", lambda: real_now() - 2_000_000)
+    call = controller.originate(account.id, "+15550100001", CALLER)
+    controller.wait_status(call.uuid, [Status.IN_PROGRESS], 5)
+    controller.hangup(call.uuid)
+    controller.wait_status(call.uuid, FINAL, 5)
+    controller.flush()
+    entries = list(CallEvent.select().where(CallEvent.call == call.uuid).order_by(CallEvent.seq))
+    assert [e.kind for e in entries].count("command") == 1
+    times = [e.at for e in entries]
+    assert times == sorted(times), [(e.seq, e.kind, e.at.isoformat()) for e in entries]
+    row = Call.get_by_id(call.uuid)
+    assert row.ended_at >= row.answered_at

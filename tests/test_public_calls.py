@@ -8,6 +8,7 @@ from test_public_support import *  # noqa: F401,F403 -- fixtures
 from test_public_support import BASE, CALLER, auth, wait_final, wait_script
 from gateway.models import Account, AudioClip, Call, CallEvent, PhoneNumber, PublicRun, Recording
 from gateway.simulator.outcomes import Outcome
+from otp_support import heard_codes
 
 
 def place(client, pair, **body):
@@ -80,6 +81,7 @@ def test_press1_other_key_or_no_key_hangs_up(client, gw, sim, pair, india, clip)
 
 
 def test_otp_call_speaks_the_code_twice_and_it_verifies(client, gw, sim, pair, india):
+    sim.keep_played_audio, sim.play_speed = True, 20.0
     response = place(client, pair, type="otp", number="9812345678", code="4821", reference_id="signup-7781")
     assert response.status_code == 200, response.json
     body = response.json
@@ -90,8 +92,10 @@ def test_otp_call_speaks_the_code_twice_and_it_verifies(client, gw, sim, pair, i
     script = wait_script(gw, call.uuid)
     wait_final(gw, call.uuid)
     channel = sim.history[call.uuid]
-    assert channel.spoken == ["Your verification code is 4 8 2 1. Again, 4 8 2 1."]
-    assert script.steps == ["speak"] and channel.recordings == []
+    # The words are spoken; the code is played from audio of its digits (gateway.otp.readout).
+    assert channel.spoken == ["Your verification code is", ". Again,"]
+    assert heard_codes(channel) == ["4821", "4821"]
+    assert script.steps == ["speak", "playback", "speak", "playback"] and channel.recordings == []
     # The code is in no row and no log entry.
     for event in CallEvent.select().where(CallEvent.call == call.uuid):
         assert "4821" not in str(event.detail) and "4 8 2 1" not in str(event.detail)
@@ -148,7 +152,7 @@ BAD_REQUESTS = [  # ``...`` leaves the field out
     ({"type": "otp", "length": 3}, "length must be a number from 4 to 8."),
     ({"type": "otp", "length": 9}, "length must be a number from 4 to 8."),
     ({"type": "otp", "length": "four"}, "length must be a number from 4 to 8."),
-    ({"type": "otp", "ttl": 5}, "ttl must be a number of seconds from 30 to 86400."),
+    ({"type": "otp", "ttl": 5}, "ttl must be a number of seconds from 30 to 1800."),
     ({"type": "otp", "max_attempts": 0}, "max_attempts must be a number from 1 to 10."),
     ({"type": "otp", "message": "no token here"},
      "message must be text of at most 500 characters containing the {code} token."),

@@ -161,9 +161,14 @@ def test_audio_campaign_rate_wallet_commands(cli, tmp_path, database):
         ("adjustment", "-0.5000", "1842.0000"), ("credit", "1842.5000", "1842.5000")]
     assert LedgerEntry.select().count() == 2
 
+    assert "not one of the account's transfer SIP domains" in cli(
+        "agent-destination", "set", "acme-india", "sip:desk@pbx.example.com", status=2)
+    Account.update(transfer_sip_domains=["pbx.example.com"]).where(Account.id == account.id).execute()
     cli("agent-destination", "set", "acme-india", "sip:desk@pbx.example.com")
     assert Account.get_by_id(account.id).agent_destination == "sip:desk@pbx.example.com"
-    assert re.search("not a transfer destination", cli("agent-destination", "set", "acme-india", "1 2", status=2))
+    assert "is not a phone number" in cli("agent-destination", "set", "acme-india", "1 2", status=2)
+    cli("agent-destination", "set", "acme-india", "098123 45678")  # a number in the account's region
+    assert Account.get_by_id(account.id).agent_destination == "+919812345678"
     cli("agent-destination", "set", "acme-india", "")
     assert Account.get_by_id(account.id).agent_destination is None
 

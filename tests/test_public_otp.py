@@ -1,6 +1,6 @@
 """``/otp/send`` and ``/otp/verify``: every rule and every row of the verify table, the
-send throttle, hashing, and the verification shape of ``GET /calls/:unique_id``; SQLite
-and PostgreSQL."""
+send throttle, the per-number guess cap, hashing, and the verification shape of
+``GET /calls/:unique_id``; SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -9,11 +9,13 @@ import gevent
 
 from test_public_support import *  # noqa: F401,F403 -- fixtures
 from test_public_support import BASE, auth, wait_final, wait_script
-from gateway.models import Call, OtpRequest, utcnow
+from gateway.models import Call, OtpGuess, OtpRequest, utcnow
 from gateway.otp import codes
+from otp_support import heard_codes
 from gateway.simulator.outcomes import Outcome
 
 MISSING = "A code and either request_id or number are required."
+CAPPED = "Too many incorrect codes for this number. Please wait before trying again."
 
 
 def send(client, pair, **body):
@@ -28,7 +30,8 @@ def status(client, pair, unique_id):
     return client.get(f"{BASE}/calls/{unique_id}", headers=auth(pair)).json
 
 
-def test_send_defaults_generated_code_and_hashing(client, gw, sim, pair, india):
+def test_send_defaults_generated_code_and_hashing(client, gw, sim, pair, india, media_dir):
+    sim.keep_played_audio, sim.play_speed = True, 20.0
     response = send(client, pair, number="9812345601", reference_id="signup-7781")
     assert response.status_code == 200, response.json
     body = response.json
@@ -41,13 +44,16 @@ def test_send_defaults_generated_code_and_hashing(client, gw, sim, pair, india):
     call = Call.get_by_id(otp.call_uuid)
     assert (call.to_number, call.surface, call.campaign_id, call.reference_id) == (
         "+919812345601", "public", None, "signup-7781")
-    wait_script(gw, call.uuid)
-    spoken = sim.history[call.uuid].spoken
-    assert len(spoken) == 1
-    head, again = spoken[0].split(". Again, ")
-    digits = head.removeprefix("Your verification code is ")
-    assert again == digits + "." and len(digits.split(" ")) == 4 and all(d.isdigit() for d in digits.split(" "))
-    code = digits.replace(" ", "")
+    script = wait_script(gw, call.uuid)
+    channel = sim.history[call.uuid]
+    # The words are spoken, the code is played (twice) from a file of digit prompts.
+    assert channel.spoken == ["Your verification code is", ". Again,"]
+    assert script.steps == ["speak", "playback", "speak", "playback"]
+    heard = heard_codes(channel)
+    assert len(heard) == 2 and heard[0] == heard[1] and len(heard[0]) == 4
+    code = heard[0]
+    assert channel.played[0] == channel.played[1] and channel.played[0].startswith(str(media_dir / "otp") + "/")
+    assert list((media_dir / "otp").iterdir()) == []  # deleted once the script ended
     # Stored only as a salted HMAC: the code appears in no column.
     row = OtpRequest.select().where(OtpRequest.id == request_id).dicts().get()
     assert code not in {str(v) for k, v in row.items() if k not in ("code_length", "attempts", "max_attempts")}
@@ -60,7 +66,8 @@ def test_send_defaults_generated_code_and_hashing(client, gw, sim, pair, india):
     otp = OtpRequest.get_by_id(custom.json["request_id"])
     assert (otp.code_length, otp.max_attempts) == (8, 5)
     wait_script(gw, otp.call_uuid)
-    assert sim.history[otp.call_uuid].spoken == ["Your Acme login code is 9 0 8 1 7 2 6 3. Do not share it."]
+    assert sim.history[otp.call_uuid].spoken == ["Your Acme login code is", ". Do not share it."]
+    assert heard_codes(sim.history[otp.call_uuid]) == ["90817263"]
     generated = send(client, pair, number="919812345603", length=6)
     assert OtpRequest.get_by_id(generated.json["request_id"]).code_length == 6
     # Two requests with the same code do not share a hash.
@@ -179,3 +186,57 @@ def test_verification_status_shape(client, gw, sim, pair, india):
     wait_final(gw, OtpRequest.get_by_id(busy).call_uuid)
     assert status(client, pair, busy)["call_status"] == "failed"
     assert verify(client, pair, request_id=busy, code="8888").json["details"] == "Verification failed."
+
+
+def test_guess_cap_per_number_across_codes(client, gw, pair, other_pair, india, other):
+    """20 wrong codes for a number in 24 hours, over any number of requests, and no code is
+    checked for it any more (the right one neither) until the oldest is 24 hours old."""
+    first = send(client, pair, number="9812345661", code="1111", max_attempts=10).json["request_id"]
+    second = send(client, pair, number="9812345661", code="2222", max_attempts=10).json["request_id"]
+    for guess in range(10):
+        assert verify(client, pair, request_id=first, code=f"{guess:04d}").status_code == 401
+    for guess in range(10):
+        assert verify(client, pair, number="9812345661", code=f"{guess:04d}").status_code == 401
+    assert OtpGuess.select().count() == 20
+    third = send(client, pair, number="9812345661", code="3333").json["request_id"]
+    capped = verify(client, pair, request_id=third, code="3333", reference_id="v-1")
+    assert capped.status_code == 429
+    assert capped.json == {"status": "error", "code": 429, "unique_id": third, "reference_id": "v-1",
+                           "details": CAPPED, "verified": False}
+    assert 86_000 < int(capped.headers["Retry-After"]) <= 86_401
+    assert verify(client, pair, number="+91 98123 45661", code="3333").status_code == 429
+    assert OtpRequest.get_by_id(third).attempts == 0  # refused before the code was looked at
+    # Another number, and the same number in another account, are not capped.
+    assert verify(client, pair, request_id=send(client, pair, number="9812345662", code="4444").json["request_id"],
+                  code="4444").status_code == 200
+    theirs = send(client, other_pair, number="9812345661", code="5555").json["request_id"]
+    assert verify(client, other_pair, request_id=theirs, code="5555").status_code == 200
+    # Right codes are not guesses; once the window has passed the oldest, codes are checked again.
+    assert OtpGuess.select().count() == 20
+    OtpGuess.update(at=utcnow() - timedelta(hours=24, seconds=1)).execute()
+    assert verify(client, pair, request_id=third, code="3333").json["verified"] is True
+    # The window's old notes are forgotten as new ones come.
+    rid = send(client, other_pair, number="9812345663", code="6666").json["request_id"]
+    verify(client, other_pair, request_id=rid, code="0000")
+    assert OtpGuess.select().where(OtpGuess.to_number == "+919812345661").count() == 20
+    OtpRequest.update(created_at=utcnow() - timedelta(minutes=11)).execute()  # past the send throttle
+    verify(client, pair, request_id=send(client, pair, number="9812345661", code="7777").json["request_id"],
+           code="0000")
+    assert OtpGuess.select().where(OtpGuess.to_number == "+919812345661").count() == 1
+
+
+def test_concurrent_wrong_codes_never_pass_the_guess_cap(client, gw, pair, india):
+    rid = send(client, pair, number="9812345671", code="5555", max_attempts=10).json["request_id"]
+    account = OtpRequest.get_by_id(rid).account_id
+    for _ in range(19):
+        OtpGuess.create(account=account, to_number="+919812345671", at=utcnow())
+    results = [gevent.spawn(lambda: verify(client, pair, request_id=rid, code="0000").status_code) for _ in range(6)]
+    gevent.joinall(results, timeout=20)
+    assert sorted(g.value for g in results) == [401, 429, 429, 429, 429, 429]
+    assert OtpGuess.select().count() == 20 and OtpRequest.get_by_id(rid).attempts == 1
+
+
+def test_a_code_lives_at_most_thirty_minutes(client, gw, pair, india):
+    too_long = send(client, pair, number="9812345681", ttl=1801)
+    assert (too_long.status_code, too_long.json["details"]) == (400, "ttl must be a number of seconds from 30 to 1800.")
+    assert send(client, pair, number="9812345681", ttl=1800).json["expires_in_sec"] == 1800

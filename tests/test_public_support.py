@@ -58,7 +58,7 @@ def india(gw, sim, media_dir):
     sim.default_play_seconds = 0.1
     return Account.create(name="acme-india", region="IN", timezone="Asia/Kolkata", currency="INR",
                           default_caller_id=CALLER, balance=Decimal("500"), rate_limit_per_minute=100_000,
-                          agent_destination="1000")
+                          agent_destination="1000", transfer_numbers=["+", "1000"])
 
 
 @pytest.fixture

@@ -45,7 +45,56 @@ def test_serve_connects_to_freeswitch_answers_health_and_stops_on_sigterm(tmp_pa
         assert requests.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).json()["openapi"].startswith("3.")
         server.send_signal(signal.SIGTERM)
         assert server.wait(15) == 0
+        log = server.stdout.read().decode()
+        node = f"127.0.0.1:{sim.port}"
+        for line in (f"HTTP API on http://127.0.0.1:{port}", f"media bridge on ws://{env['GATEWAY_MEDIA_LISTEN']}",
+                     f"FreeSWITCH {node}: bot audio in the files form",
+                     f"FreeSWITCH {node} connected: version 1.10.12-release, 30 sessions/s, 1000 sessions max"):
+            assert line in log, log
     finally:
         if server.poll() is None:
             server.kill()
         sim.stop()
+
+
+def test_api_and_media_connections_have_nagle_off(monkeypatch):
+    """Without TCP_NODELAY a keep-alive client's next request waits for the delayed ACK of
+    the last response (a 40 ms floor per request), and 20 ms media frames bunch up."""
+    from gevent.pywsgi import WSGIServer
+    from websocket import create_connection
+
+    from gateway.media.bridge import MediaBridge
+    from gateway.runtime import ApiServer
+
+    seen = {}
+    plain_handle = WSGIServer.handle
+
+    def recording_handle(server, sock, address):
+        seen["api"] = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        plain_handle(server, sock, address)
+
+    monkeypatch.setattr(WSGIServer, "handle", recording_handle)
+    api = ApiServer(("127.0.0.1", 0), lambda environ, start: (start("204 No Content", []), [])[1], log=None)
+    api.start()
+    try:
+        assert requests.get(f"http://127.0.0.1:{api.server_port}/", timeout=5).status_code == 204
+    finally:
+        api.stop(timeout=1)
+
+    plain_handshake = MediaBridge._handshake
+
+    def recording_handshake(bridge, sock, ws):
+        seen["media"] = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        return plain_handshake(bridge, sock, ws)
+
+    monkeypatch.setattr(MediaBridge, "_handshake", recording_handshake)
+    bridge = MediaBridge("127.0.0.1", 0)
+    bridge.start()
+    try:
+        try:
+            create_connection(f"ws://127.0.0.1:{bridge.port}/stream/unknown?token=x", timeout=5).close()
+        except Exception:
+            pass  # an unknown stream is refused; the socket was accepted all the same
+    finally:
+        bridge.stop()
+    assert seen == {"api": 1, "media": 1}

@@ -13,7 +13,7 @@ from peewee import OperationalError
 
 from gateway.models import Account, WebhookDelivery
 from gateway.webhooks.subscriptions import set_subscription
-from webhook_support import Reply, answered, completed, loopback_allowed, make_call, move, receiver, ringing, wait_until  # noqa: F401,E501
+from webhook_support import Reply, answered, completed, make_call, move, receiver, ringing, wait_until  # noqa: F401,E501
 
 T1 = datetime(2026, 2, 9, 14, 30, 5, tzinfo=timezone.utc)
 T2 = datetime(2026, 2, 9, 14, 30, 50, tzinfo=timezone.utc)

@@ -11,13 +11,13 @@ from gateway.calls.states import EndReason, Status, Transition
 from gateway.models import Account, Agent, Call, CallEvent, WebhookDelivery, utcnow
 from gateway.webhooks import signing
 from gateway.webhooks.dispatcher import Dispatcher
-from gateway.webhooks.outbox import enqueue_processing_completed, outbox_hook
+from gateway.webhooks.outbox import enqueue_processing_completed, outbox_hook, outbox_log_hook
 from gateway.webhooks.subscriptions import set_subscription
 from webhook_support import (  # noqa: F401
     answered,
     completed,
+    established_entry,
     failed,
-    loopback_allowed,
     make_call,
     missed,
     move,
@@ -270,12 +270,13 @@ def test_webhooks_commit_with_the_status_change_or_not_at_all(database):
         raise RuntimeError("disk full")
 
     change = (call.uuid, "queued", 1, answered(T1))
+    media = established_entry(call, T1, 2)
     with pytest.raises(RuntimeError):
-        store.apply([change], [], [outbox_hook, broken])
+        store.apply([change], [media], [outbox_hook, broken], [outbox_log_hook])
     assert Call.get_by_id(call.uuid).status == "queued"
     assert WebhookDelivery.select().count() == CallEvent.select().count() == 0
 
-    store.apply([change], [], [outbox_hook])
+    store.apply([change], [media], [outbox_hook], [outbox_log_hook])
     assert Call.get_by_id(call.uuid).status == "in_progress"
     (delivery,) = WebhookDelivery.select()
     assert (delivery.event_type, delivery.status, delivery.url) == ("call.answered", "pending",
@@ -297,11 +298,12 @@ def test_an_event_is_enqueued_once_per_call(database):
 def test_a_large_batch_is_one_transaction(database):
     account = Account.create(name="acme", default_webhook_url="https://hooks.example.com/x")
     calls = [make_call(account, surface="api") for _ in range(150)]
-    changes = []
+    changes, logs = [], []
     for n, call in enumerate(calls):
         changes.append((call.uuid, "queued", 1, answered(T1)))
-        changes.append((call.uuid, "in_progress", 2, completed(T2)))
-    store.apply(changes, [], [outbox_hook])
+        logs.append(established_entry(call, T1, 2))
+        changes.append((call.uuid, "in_progress", 3, completed(T2)))
+    store.apply(changes, logs, [outbox_hook], [outbox_log_hook])
     assert WebhookDelivery.select().count() == 300
     first = WebhookDelivery.select().where(WebhookDelivery.call_uuid == calls[7].uuid).order_by(WebhookDelivery.id)
     assert [d.event_type for d in first] == ["call.answered", "call.completed"]
@@ -371,7 +373,7 @@ def test_a_body_that_cannot_be_built_does_not_stall_the_batch(database, monkeypa
         return real(event_type, call, state)
 
     monkeypatch.setattr(events, "control_payload", fragile)
-    store.apply([(good.uuid, "queued", 1, answered(T1)), (bad.uuid, "queued", 1, answered(T1))], [], [outbox_hook])
-    assert {c.status for c in Call.select()} == {"in_progress"}
+    store.apply([(good.uuid, "queued", 1, completed(T2)), (bad.uuid, "queued", 1, completed(T2))], [], [outbox_hook])
+    assert {c.status for c in Call.select()} == {"completed"}
     assert [d.call_uuid for d in WebhookDelivery.select()] == [good.uuid]
     assert f"webhook events for call {bad.uuid}" in caplog.text

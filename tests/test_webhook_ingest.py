@@ -13,7 +13,7 @@ from gateway.webhooks.dispatcher import Dispatcher
 from gateway.webhooks.events import transcript_turns
 from gateway.webhooks.provider import register_provider_call
 from gateway.webhooks.subscriptions import set_subscription
-from webhook_support import answered, completed, loopback_allowed, make_call, move, receiver  # noqa: F401
+from webhook_support import answered, completed, make_call, move, receiver  # noqa: F401
 
 URL = "/v1/webhooks/call-completed"
 T1 = datetime(2026, 2, 9, 14, 30, 5, tzinfo=timezone.utc)

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.webhooks import signing
 from gateway.webhooks.routing import RouteDecision, parse_answer, request_route
-from webhook_support import Reply, loopback_allowed, receiver, verify_raw_body, verify_signature  # noqa: F401
+from webhook_support import Reply, receiver, verify_raw_body, verify_signature  # noqa: F401
 
 SECRET = "whsec_routing_test"
 CALL_UUID = "550e8400-e29b-41d4-a716-446655440000"

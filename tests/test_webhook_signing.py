@@ -1,15 +1,14 @@
-"""Signing (every scheme) and the URL policy; no database, no network beyond 127.0.0.1."""
+"""Signing (every scheme) and webhook URLs; no database, no network beyond 127.0.0.1."""
 import hashlib
 import hmac
-import ipaddress
 import json
 import socket
 
 import pytest
 
 from gateway.webhooks import signing, urls
-from gateway.webhooks.urls import UrlPolicy, UrlRefused
-from webhook_support import loopback_allowed, receiver, verify_raw_body, verify_signature  # noqa: F401
+from gateway.webhooks.urls import UrlRefused
+from webhook_support import receiver, verify_raw_body, verify_signature  # noqa: F401
 
 SECRET = "whsec_test_current"
 PREVIOUS = "whsec_test_previous"
@@ -111,43 +110,7 @@ def test_documented_receiver_check_in_the_module_docstring_works():
     assert not verify(SECRET, body, old)
 
 
-# -- URL policy ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("address, kind", [
-    ("127.0.0.1", "loopback"), ("::1", "loopback"), ("10.1.2.3", "private"), ("172.16.0.1", "private"),
-    ("192.168.1.1", "private"), ("169.254.169.254", "link-local"), ("fe80::1", "link-local"),
-    ("224.0.0.1", "multicast"), ("ff02::1", "multicast"), ("0.0.0.0", "unspecified"),
-    ("240.0.0.1", "reserved"), ("fc00::1", "private"), ("100.64.0.1", "non-global"),
-    ("::ffff:127.0.0.1", "loopback"), ("::ffff:10.0.0.1", "private"),
-])
-def test_refused_addresses(address, kind):
-    ip = ipaddress.ip_address(address)
-    assert urls.address_kind(ip) == kind
-    assert UrlPolicy().refusal(ip) == f"a {kind} address"
-
-
-@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111"])
-def test_public_addresses_are_allowed(address):
-    assert UrlPolicy().refusal(ipaddress.ip_address(address)) is None
-
-
-def test_allowlist_admits_listed_ips_and_cidrs():
-    policy = UrlPolicy(urls.parse_allowlist("127.0.0.1, 10.0.0.0/8 ,::1"))
-    assert policy.refusal(ipaddress.ip_address("127.0.0.1")) is None
-    assert policy.refusal(ipaddress.ip_address("10.200.0.5")) is None
-    assert policy.refusal(ipaddress.ip_address("::1")) is None
-    assert policy.refusal(ipaddress.ip_address("::ffff:127.0.0.1")) is None
-    assert policy.refusal(ipaddress.ip_address("127.0.0.2")) == "a loopback address"
-    assert policy.refusal(ipaddress.ip_address("192.168.0.1")) == "a private address"
-
-
-def test_allowlist_from_the_environment():
-    policy = UrlPolicy.from_env({urls.ALLOWLIST_VAR: "192.168.50.0/24"})
-    assert policy.allowlist == (ipaddress.ip_network("192.168.50.0/24"),)
-    assert UrlPolicy.from_env({}).allowlist == ()
-    with pytest.raises(ValueError, match="GATEWAY_WEBHOOK_ALLOWLIST: 'nope' is not an IP address"):
-        UrlPolicy.from_env({urls.ALLOWLIST_VAR: "10.0.0.1,nope"})
+# -- webhook URLs (the address policy itself: tests/test_net_policy.py) -----------------------------
 
 
 @pytest.mark.parametrize("url, message", [

@@ -17,7 +17,8 @@ from gevent.pywsgi import WSGIServer
 from gateway.calls import store
 from gateway.calls.states import EndReason, Status, Transition
 from gateway.models import Account, Call
-from gateway.webhooks.outbox import outbox_hook
+from gateway.webhooks.events import MEDIA_ESTABLISHED
+from gateway.webhooks.outbox import outbox_hook, outbox_log_hook
 
 
 # -- the contracts' verifiers ---------------------------------------------------------------
@@ -192,31 +193,37 @@ def failed(at: datetime = T0, cause: str = "USER_BUSY", reason: EndReason = EndR
 _seqs: dict[str, int] = {}
 
 
-def move(call: Call, *transitions: Transition) -> None:
+def _next_seq(call: Call) -> int:
+    _seqs[call.uuid] = _seqs.get(call.uuid, 0) + 1
+    return _seqs[call.uuid]
+
+
+def established_entry(call: Call, at: datetime, seq: int) -> dict:
+    """The call-log entry ``MediaSessions`` writes once the call's bot and stream are up."""
+    entry = store.log_entry(call.uuid, seq, "media", {"event": MEDIA_ESTABLISHED}, Status.IN_PROGRESS.value)
+    return {**entry, "at": at}
+
+
+def move(call: Call, *transitions: Transition, media: bool = True) -> None:
     """Apply ``transitions`` to ``call`` in one batch, as the controller's worker does
-    (status update, event log and ``outbox_hook`` in one transaction)."""
-    changes = []
+    (status update, event log, ``outbox_hook`` and ``outbox_log_hook`` in one transaction).
+
+    An answer comes with its media session established at the same moment (the entry
+    ``call.answered`` is sent from), as for a call with a bot; ``media=False``: a call
+    whose media never comes up."""
+    changes, logs = [], []
     status = Call.get_by_id(call.uuid).status
     for transition in transitions:
-        seq = _seqs.get(call.uuid, 0) + 1
-        _seqs[call.uuid] = seq
-        changes.append((call.uuid, status, seq, transition))
+        changes.append((call.uuid, status, _next_seq(call), transition))
+        if media and transition.to_status is Status.IN_PROGRESS:
+            logs.append(established_entry(call, transition.at, _next_seq(call)))
         status = transition.to_status.value
-    store.apply(changes, [], [outbox_hook])
+    store.apply(changes, logs, [outbox_hook], [outbox_log_hook])
 
 
 # -- fixtures (import them into a test module to use them) -------------------------------------
 
 import pytest  # noqa: E402
-
-from gateway.webhooks import urls  # noqa: E402
-
-
-@pytest.fixture
-def loopback_allowed():
-    """The admin allowlist of the tests: 127.0.0.1 (the receivers listen there)."""
-    with urls.policy.allowing("127.0.0.1"):
-        yield urls.policy
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ re-attached, so nothing stays "in progress" for ever.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import OrderedDict
@@ -26,20 +27,26 @@ from typing import Callable, Iterable
 import gevent
 from gevent.event import AsyncResult, Event as Flag
 from gevent.queue import Empty, Queue
-from peewee import IntegrityError
+from peewee import IntegrityError, InterfaceError, OperationalError
 
 from gateway.calls import store
+from gateway.calls.admission import SESSION_REFUSED, Ticket
+from gateway.calls.pacer import NodePacer
 from gateway.calls.dialstring import check_dialable, originate_command
 from gateway import dialplan_names as names
 from gateway.dialplan_names import DIALPLAN, TRANSFER_CONTEXT, transfer_target
-from gateway.calls.inbound import route_inbound
+from gateway.calls.inbound import UNAVAILABLE, InboundCall, InboundRefusal, record_refusal, route_inbound
 from gateway.calls.states import (
     FINAL, LIVE, CallView, EndReason, Status, Transition, event_time, next_transition, originate_failed,
 )
+from gateway.esl import app_args
 from gateway.esl.connection import CommandFailed, CommandTimeout, LinkDown
+from gateway.config import DEFAULT_ADMISSION_WAIT
 from gateway.esl.node import Node
 from gateway.esl.protocol import Event
-from gateway.models import Call
+from gateway.greenlets import GreenletOwner
+from gateway.models import Call, utcnow
+from gateway.models.db import connection_scope
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +73,22 @@ class LiveCall:
     job_uuid: str | None = None
     generation: int = 0  # the node's link generation the originate was sent on
     seq: int = 0
+    last_at: datetime | None = None  # the ``at`` of the latest log entry
     changed: Flag = field(default_factory=Flag)
 
     def view(self) -> CallView:
         return CallView(self.status, self.answered, self.rang)
 
-    def take_seq(self) -> int:
+    def stamp(self, at: datetime) -> tuple[int, datetime]:
+        """The next log entry's ``seq`` and ``at``.  Status entries carry FreeSWITCH's event
+        time, other entries the gateway's clock, so ``at`` could run against ``seq`` (a
+        hangup command logged a millisecond after the switch stamped the hangup it
+        caused); ``at`` never goes back, so the two orders agree."""
         self.seq += 1
-        return self.seq
+        if self.last_at is not None and at < self.last_at:
+            at = self.last_at
+        self.last_at = at
+        return self.seq, at
 
 
 Listener = Callable[[str, Transition], None]
@@ -91,6 +106,7 @@ class CallController:
         originate_timeout: int = 60,
         command_timeout: float = 5.0,
         batch_size: int = 500,
+        admission_wait: float = DEFAULT_ADMISSION_WAIT,  # seconds a call may wait for its node's budget
     ) -> None:
         self.carrier_gateway = carrier_gateway
         self.originate_timeout = originate_timeout
@@ -102,6 +118,13 @@ class CallController:
         # Run inside the transaction that writes a batch of status changes (the webhook
         # outbox lives here); DB writes only, and an exception rolls the batch back.
         self.transaction_hooks: list[Callable[[list[store.Change]], None]] = []
+        # The same for the batch's call-log entries (``store.apply``'s ``log_hooks``).
+        self.log_hooks: list[Callable[[list[dict]], None]] = []
+        # ``screen(call_uuid) -> InboundRefusal | None`` for a parked inbound call, before it
+        # is answered, on a greenlet of its own (may block: the routing webhook takes up to
+        # 3 s); a refusal refuses the call unanswered.  The media sessions decide the bot here.
+        self.inbound_screens: list[Callable[[str], InboundRefusal | None]] = []
+        self._inbound = GreenletOwner("inbound calls")
         # Run after the commit, on the worker: must not block.
         self.listeners: list[Listener] = []
         # ``hook(call_uuid, event)`` for every ESL event of a live call (media, DTMF,
@@ -111,9 +134,15 @@ class CallController:
         self.nodes: dict[str, Node] = {
             cfg.name: Node(cfg.name, cfg.host, cfg.port, cfg.password,
                            on_event=self._enqueue, on_connected=self._link_up,
-                           command_timeout=command_timeout)
+                           command_timeout=command_timeout, globals_wanted=(names.GLOBAL_CARRIER,))
             for cfg in nodes
         }
+        # Every originate waits its turn in its node's line (``admission.py``).
+        self.pacers: dict[str, NodePacer] = {
+            name: NodePacer(node, admission_wait, self._start_call, self._not_admitted)
+            for name, node in self.nodes.items()
+        }
+        self.listeners.append(self._track_session)
         self._worker: gevent.Greenlet | None = None
         self._round_robin = 0
 
@@ -122,10 +151,19 @@ class CallController:
         self._worker = gevent.spawn(self._work)
         for node in self.nodes.values():
             node.start()
+        for pacer in self.pacers.values():
+            pacer.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the node links, then let the worker write what it already has: killing
         it mid-transaction would leave a pooled connection holding row locks."""
+        self._inbound.stop(timeout)
+        for pacer in self.pacers.values():
+            unstarted = pacer.stop()
+            if unstarted:
+                logger.warning("FreeSWITCH %s: %d queued calls will not start", pacer.node.name, len(unstarted))
+            for ticket in unstarted:
+                self._fail_unstarted(ticket.call_uuid, "not started: the gateway stopped while it waited for its turn")
         for node in self.nodes.values():
             node.stop()
         if self._worker is not None:
@@ -192,33 +230,69 @@ class CallController:
         self.jobs.pop(job_uuid, None)
 
     def place(self, call: Call, node: Node | None = None, timeout: int | None = None) -> None:
-        """Send ``bgapi originate`` for a queued Call row (its ``job_uuid`` set, so that a
-        restarted process can tell a call that was sent from one that never was)."""
+        """Put a queued Call row (its ``job_uuid`` set, so that a restarted process can tell
+        a call that was sent from one that never was) in its node's line; the node's pacer
+        sends its ``bgapi originate`` when the node's session budget allows, in placing
+        order, or fails it (``SWITCH_CONGESTION``) once it has waited ``admission_wait``."""
         node = node or self.nodes[call.node]
         if call.job_uuid is None:
             call.job_uuid = str(uuidlib.uuid4())
             Call.update(job_uuid=call.job_uuid).where(Call.uuid == call.uuid).execute()
-        job_uuid = call.job_uuid
         if call.uuid not in self.live:
-            self._register(call.uuid, node, job_uuid)
-        # The carrier trunk is named once, in FreeSWITCH's vars.xml (read on connect).
+            self._register(call.uuid, node, call.job_uuid)
+        self.pacers[node.name].submit(call.uuid, (call, node, timeout or self.originate_timeout))
+
+    def _start_call(self, ticket: Ticket) -> None:
+        """The pacer's turn for a call: ``bgapi originate`` on the node's current link, whose
+        globals were read when it connected (the carrier trunk is named once, in
+        FreeSWITCH's vars.xml)."""
+        call, node, timeout = ticket.order
+        live = self.live.get(call.uuid)
+        pacer = self.pacers[node.name]
+        if live is None:  # ended while it waited
+            pacer.release(call.uuid)
+            return
+        live.generation = node.generation  # sent on this link: its reconciliation leaves it alone
         carrier = node.globals.get(names.GLOBAL_CARRIER) or self.carrier_gateway
         command = originate_command(
             call.uuid, f"sofia/gateway/{carrier}/{call.to_number}",
-            call.from_number, call.caller_id_name, timeout or self.originate_timeout,
+            call.from_number, call.caller_id_name, timeout,
         )
         try:
-            node.bgapi(command, job_uuid)
+            node.bgapi(command, call.job_uuid)
         except (LinkDown, CommandTimeout, CommandFailed) as exc:
+            pacer.release(call.uuid)
+            self.inbox.put(("log", call.uuid, "admission", {"error": f"FreeSWITCH did not accept the call: {exc}"}))
             self.inbox.put(("failed", call.uuid, "-ERR NORMAL_TEMPORARY_FAILURE\n", str(exc)))
-            raise CallError(f"FreeSWITCH did not accept the call: {exc}", code=503) from None
+
+    def _not_admitted(self, ticket: Ticket, reason: str) -> None:
+        """The pacer gave up on a call that could not start in time."""
+        logger.warning("call %s: %s", ticket.call_uuid, reason)
+        self._fail_unstarted(ticket.call_uuid, reason)
+
+    def _fail_unstarted(self, call_uuid: str, reason: str) -> None:
+        """A call that never reached FreeSWITCH: its log says why, then it fails."""
+        self.inbox.put(("log", call_uuid, "admission", {"error": reason}))
+        self.inbox.put(("failed", call_uuid, "-ERR SWITCH_CONGESTION\n", reason))
+
+    def _track_session(self, call_uuid: str, transition: Transition) -> None:
+        """A listener: a call that ended frees its session on its node; a live call we did
+        not start ourselves (an inbound one, one re-attached after a restart) holds one."""
+        if transition.to_status in FINAL:
+            for pacer in self.pacers.values():
+                pacer.release(call_uuid)
+            return
+        live = self.live.get(call_uuid)
+        if live is not None:
+            self.pacers[live.node].hold(call_uuid)
 
     # -- commands on live calls -------------------------------------------------------------
     def _node_for(self, call_uuid: str) -> Node:
         live = self.live.get(call_uuid)
         if live is not None:
             return self.nodes[live.node]
-        call = Call.get_or_none(Call.uuid == call_uuid)
+        with connection_scope():
+            call = Call.get_or_none(Call.uuid == call_uuid)
         if call is None:
             raise CallError("call not found", code=404)
         if Status(call.status) in FINAL:
@@ -246,6 +320,13 @@ class CallController:
             raise CallError(f"FreeSWITCH node unavailable: {exc}", code=503) from None
 
     def hangup(self, call_uuid: str, cause: str = "NORMAL_CLEARING") -> None:
+        """``uuid_kill``; a call still waiting for its turn is taken out of the line instead
+        (never sent) and ends canceled."""
+        live = self.live.get(call_uuid)
+        if live is not None and self.pacers[live.node].cancel(call_uuid):  # still in line: never sent
+            self.inbox.put(("log", call_uuid, "command", {"command": "hangup", "cause": cause}))
+            self.inbox.put(("failed", call_uuid, f"-ERR {cause}\n", "hung up while waiting to start"))
+            return
         self._api(call_uuid, f"uuid_kill {call_uuid} {cause}", {"command": "hangup", "cause": cause})
 
     def transfer(self, call_uuid: str, destination: str) -> None:
@@ -284,7 +365,15 @@ class CallController:
 
         ``event_lock`` keeps queued applications from starting inside this one, so a
         script's steps run strictly in order; ``log_arg=False`` keeps a secret argument
-        (an OTP read-out) out of the call's log."""
+        (an OTP readout's path) out of the call's log.
+
+        Every application argument the gateway sends passes here, so this is where one
+        FreeSWITCH would expand or split (``app_args.check``) is refused (``CallError`` 400,
+        nothing sent)."""
+        try:
+            app_args.check(arg)
+        except app_args.UnsafeArgument as exc:
+            raise CallError(f"{app}: {exc}", code=400) from None
         node = self._node_for(call_uuid)
         app_uuid = str(uuidlib.uuid4())
         headers = {"call-command": "execute", "execute-app-name": app, "event-uuid": app_uuid}
@@ -374,35 +463,48 @@ class CallController:
                     logger.exception("call controller failed to process %d items", len(batch))
 
     def _process(self, batch: list) -> None:
+        """Apply a batch of queued items, then commit what they changed in one write.
+
+        Each item is applied on its own: one that raises (a malformed event, a bug on
+        one call) is logged and skipped, and the rest of the batch goes on."""
         changes: list[tuple[str, str, int, Transition]] = []
         logs: list[dict] = []
         flushed: list[AsyncResult] = []
         for item in batch:
             kind = item[0]
-            if kind == "event":
-                self._on_event(item[1], item[2], changes)
-            elif kind == "failed":
-                _, call_uuid, body, why = item
-                live = self.live.get(call_uuid)
-                if live is not None:
-                    self._transition(live, originate_failed(live.view(), body, datetime.now(timezone.utc)), changes)
-            elif kind == "log":
-                _, call_uuid, log_kind, detail = item
-                live = self.live.get(call_uuid)
-                if live is not None:
-                    logs.append(store.log_entry(call_uuid, live.take_seq(), log_kind, detail, live.status.value))
-                else:
-                    self._log_unowned(call_uuid, log_kind, detail)
-            elif kind == "gone":
-                _, gone, now = item
-                for live, call in gone:
-                    if self.live.get(live.uuid) is live and live.status not in FINAL:
-                        self._transition(live, self._gone(live, call, now), changes)
-            elif kind == "flush":
-                flushed.append(item[1])
-            elif kind == "link_up":
-                _, node, generation = item
-                self._reconcile(node, generation, changes)
+            try:
+                if kind == "event":
+                    self._on_event(item[1], item[2], changes)
+                elif kind == "failed":
+                    _, call_uuid, body, why = item
+                    live = self.live.get(call_uuid)
+                    if live is not None:
+                        self._transition(live, originate_failed(live.view(), body, datetime.now(timezone.utc)),
+                                         changes)
+                elif kind == "log":
+                    _, call_uuid, log_kind, detail = item
+                    live = self.live.get(call_uuid)
+                    if live is not None:
+                        seq, at = live.stamp(utcnow())
+                        logs.append(store.log_entry(call_uuid, seq, log_kind, detail, live.status.value, at))
+                    else:
+                        self._log_unowned(call_uuid, log_kind, detail)
+                elif kind == "gone":
+                    _, gone, now = item
+                    for live, call in gone:
+                        try:
+                            if self.live.get(live.uuid) is live and live.status not in FINAL:
+                                self._transition(live, self._gone(live, call, now), changes)
+                        except Exception:
+                            logger.exception("call controller: could not close vanished call %s", live.uuid)
+                elif kind == "flush":
+                    flushed.append(item[1])
+                elif kind == "link_up":
+                    _, node, generation = item
+                    self._reconcile(node, generation, changes)
+            except Exception:
+                shown = f"event {item[2].raw[:200]!r}" if kind == "event" else kind
+                logger.exception("call controller: skipped a %s item it could not apply: %s", kind, shown)
         self._write(changes, logs)
         for done in flushed:
             done.set()
@@ -425,18 +527,43 @@ class CallController:
                     logger.exception("call listener failed")
 
     def _write(self, changes: list, logs: list, attempts: int = 8) -> None:
-        """Commit a batch, retrying while the database is unavailable (events keep
-        queueing meanwhile); the in-memory state has already moved on, so giving up
-        is the last resort, and loud."""
+        """Commit a batch in one transaction, retrying while the database is unavailable
+        (events keep queueing meanwhile).
+
+        Any other failure means something in the batch is bad (a value the database
+        refuses, a transaction hook that fails on one call): the batch is then written
+        call by call, so that only the calls whose writes fail are lost. The in-memory
+        state has already moved on, so giving up is the last resort, and loud."""
+        def commit(batch_changes: list, batch_logs: list) -> None:
+            store.apply(batch_changes, batch_logs, self.transaction_hooks, self.log_hooks)
+
         for attempt in range(attempts):
             try:
-                store.apply(changes, logs, self.transaction_hooks)
+                commit(changes, logs)
                 return
-            except Exception:
+            except (OperationalError, InterfaceError):
                 logger.exception("writing %d call changes failed (attempt %d)", len(changes), attempt + 1)
                 gevent.sleep(min(0.1 * 2 ** attempt, 5.0))
-        logger.critical("dropped %d call changes after %d attempts: %s", len(changes), attempts,
-                        [(uuid, t.to_status.value) for uuid, _, _, t in changes])
+            except Exception:
+                logger.exception("writing %d call changes failed; writing them call by call", len(changes))
+                break
+        by_call: dict[str, tuple[list, list]] = {}
+        for change in changes:
+            by_call.setdefault(change[0], ([], []))[0].append(change)
+        for entry in logs:
+            by_call.setdefault(entry["call"], ([], []))[1].append(entry)
+        dropped = []
+        for call_uuid, (call_changes, call_logs) in by_call.items():
+            try:
+                commit(call_changes, call_logs)
+            except Exception as exc:
+                if not dropped:
+                    logger.exception("writing the changes of call %s failed", call_uuid)
+                dropped.append((call_uuid, [t.to_status.value for _, _, _, t in call_changes],
+                                len(call_logs), exc.__class__.__name__))
+        if dropped:
+            logger.critical("dropped the changes of %d of %d calls (uuid, statuses, log entries, error): %s",
+                            len(dropped), len(by_call), dropped)
 
     def _on_event(self, node: Node, event: Event, changes: list) -> None:
         name = event.name
@@ -445,6 +572,11 @@ class CallController:
             live = self.live.get(call_uuid or "")
             if live is not None and not live.channel_seen:
                 body = event.body or ""
+                if body.strip() == SESSION_REFUSED and self.pacers[live.node].refused(live.uuid):
+                    self.inbox.put(("log", live.uuid, "admission", {
+                        "note": "FreeSWITCH refused to start the session (DESTINATION_OUT_OF_ORDER: at its "
+                                "sessions-per-second or max-sessions limit); it is retried"}))
+                    return
                 self._transition(live, originate_failed(live.view(), body, datetime.now(timezone.utc)), changes)
             return
         live = self.live.get(event.unique_id or "")
@@ -463,31 +595,66 @@ class CallController:
         self._transition(live, next_transition(live.view(), event), changes)
 
     def _accept_inbound(self, node: Node, event: Event, changes: list) -> None:
-        """A call the dialplan parked for us: record it, then answer it or refuse it.
+        """A call the dialplan parked for us, still unanswered: record it, then (on a
+        greenlet of its own) answer it once ``inbound_screens`` let it through, or refuse it.
 
         The Call row is created here, on the worker, so it is in place before the
-        CHANNEL_ANSWER that our ``uuid_answer`` causes is applied."""
+        CHANNEL_ANSWER that our ``uuid_answer`` causes is applied.  A call to a number
+        nobody owns gets no Call row (no account to own it), only its ``RefusedCall``."""
         call_uuid = event.unique_id
         if not call_uuid or Call.get_or_none(Call.uuid == call_uuid) is not None:
             return  # a re-delivered park (e.g. after a transfer back to the gateway)
         did = event.get(f"variable_{names.VAR_DID}") or event.get("Caller-Destination-Number") or ""
+        inbound = InboundCall(call_uuid, node.name, did, event.get("Caller-Caller-ID-Number") or "",
+                              event.get("Caller-Caller-ID-Name") or "")
         variables = {var: event.get(f"variable_{var}") for var in names.CHANNEL_VARIABLES}
         route = route_inbound(did, variables)
-        if route.reject_cause:
-            logger.info("inbound call %s to %s refused: %s", call_uuid, did, route.reject_cause)
-            gevent.spawn(self._inbound_command, node, f"uuid_kill {call_uuid} {route.reject_cause}")
+        if route.account_id is None:
+            self._inbound.spawn(self._refuse_inbound, node, inbound, None, route.refusal)
             return
         Call.create(
             uuid=call_uuid, account=route.account_id, direction="inbound", node=node.name,
-            from_number=event.get("Caller-Caller-ID-Number") or "", to_number=did,
-            caller_id_name=event.get("Caller-Caller-ID-Name") or "",
+            from_number=inbound.from_number, to_number=did, caller_id_name=inbound.caller_id_name,
             socket_url=route.socket_url, webhook_url=route.webhook_url,
         )
         live = LiveCall(call_uuid, node.name, channel_seen=True, generation=node.generation)
         self.live[call_uuid] = live
         self._transition(live, Transition(Status.RINGING, event_time(event), "CHANNEL_PARK",
                                           detail={"note": "inbound call parked by the dialplan", "did": did}), changes)
-        gevent.spawn(self._inbound_command, node, f"uuid_answer {call_uuid}")
+        if route.refusal is not None:
+            self._inbound.spawn(self._refuse_inbound, node, inbound, route.account_id, route.refusal)
+        else:
+            self._inbound.spawn(self._screen_inbound, node, inbound, route.account_id)
+
+    def _screen_inbound(self, node: Node, inbound: InboundCall, account_id: int) -> None:
+        for screen in self.inbound_screens:
+            try:
+                refusal = screen(inbound.uuid)
+            except Exception:  # a call nobody can route is refused, never left ringing
+                logger.exception("inbound call %s: screening failed", inbound.uuid)
+                refusal = InboundRefusal("screening_failed", UNAVAILABLE)
+            if refusal is not None:
+                self._refuse_inbound(node, inbound, account_id, refusal)
+                return
+        if inbound.uuid not in self.live:
+            return  # the caller hung up while the screens decided
+        self.inbox.put(("log", inbound.uuid, "command", {"command": "answer"}))
+        self._inbound_command(node, f"uuid_answer {inbound.uuid}")
+
+    def _refuse_inbound(self, node: Node, inbound: InboundCall, account_id: int | None,
+                        refusal: InboundRefusal) -> None:
+        """Hang the unanswered call up with ``refusal.cause``, which FreeSWITCH turns into
+        the SIP response the caller gets (``gateway.calls.inbound``), and record why."""
+        if account_id is not None:
+            if inbound.uuid not in self.live:
+                return  # the caller hung up first: nothing left to refuse
+            self.inbox.put(("log", inbound.uuid, "inbound",
+                            {"event": "refused", "reason": refusal.reason, "cause": refusal.cause}))
+        logger.info("inbound call %s to %s refused (%s): %s", inbound.uuid, inbound.did, refusal.reason,
+                    refusal.cause)
+        self._inbound_command(node, f"uuid_kill {inbound.uuid} {refusal.cause}")
+        with connection_scope():
+            record_refusal(inbound, account_id, refusal)
 
     @staticmethod
     def _inbound_command(node: Node, command: str) -> None:
@@ -523,7 +690,8 @@ class CallController:
     def _transition(self, live: LiveCall, transition: Transition | None, changes: list) -> None:
         if transition is None:
             return
-        changes.append((live.uuid, live.status.value, live.take_seq(), transition))
+        seq, at = live.stamp(transition.at)
+        changes.append((live.uuid, live.status.value, seq, dataclasses.replace(transition, at=at)))
         live.status = transition.to_status
         if transition.to_status is Status.RINGING:
             live.rang = True
@@ -549,13 +717,6 @@ class CallController:
         if not node.wait_connected(node.command_timeout) or node.generation != generation:
             return  # this link died already; the next one brings its own reconciliation
         try:
-            node.globals[names.GLOBAL_CARRIER] = node.api(f"global_getvar {names.GLOBAL_CARRIER}").strip()
-        except CommandFailed:  # unset: FreeSWITCH answers "-ERR no reply"
-            node.globals.pop(names.GLOBAL_CARRIER, None)
-        except (LinkDown, CommandTimeout) as exc:
-            logger.warning("reconcile %s: %s", node.name, exc)
-            return
-        try:
             reply = node.api("show channels as json")
         except (LinkDown, CommandTimeout, CommandFailed) as exc:
             logger.warning("reconcile %s: %s", node.name, exc)
@@ -568,6 +729,8 @@ class CallController:
             live = self.live.get(call.uuid)
             if live is not None and live.generation == generation:
                 continue  # originated on this very link: its events are already flowing
+            if self.pacers[node.name].waiting(call.uuid):
+                continue  # still in line for admission: never sent
             if live is None:
                 if call.status == Status.QUEUED.value and call.job_uuid is None:
                     continue  # never sent; the process that queued it will place it

@@ -3,6 +3,10 @@
 ``originate`` splits its arguments on spaces (``'…'`` groups a value with spaces) and a
 ``{a=b,c=d}`` block splits on commas (``\\,`` keeps one).  Anything we put in a channel
 variable must survive both, and must never smuggle in another variable or a newline.
+FreeSWITCH does not expand a value when originate sets it, but it expands a variable's
+value again wherever it is referenced later (``${origination_caller_id_name}`` in a
+dialplan, ``switch_channel_expand_variables_check``), so a value loses the characters of a
+reference (``$ { }``) and of its escapes (``\\``) here (``gateway.esl.app_args``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ _NUMBER = re.compile(r"^\+?[0-9A-Za-z*#.@:_-]{1,64}$")
 def quote_var(value: str) -> str:
     """A channel-variable value safe inside ``{…}`` of an originate."""
     text = "".join(ch for ch in str(value) if ch >= " " and ch != "\x7f")
-    text = text.replace("'", "").replace("\\", "").replace("{", "").replace("}", "")
+    text = text.replace("'", "").replace("\\", "").replace("{", "").replace("}", "").replace("$", "")
     text = text.replace(",", "\\,")
     return f"'{text}'" if " " in text else text
 

@@ -13,12 +13,16 @@ On CHANNEL_ANSWER (the controller's ``in_progress`` transition) ``MediaSessions`
    provider; keys come from the account (``elevenlabs_api_key``, ``vapi_api_key``);
 2. opens the call's ``CallStream`` on the bridge (playback form from the node's settings)
    and, at the same time, connects the bot and sends ``uuid_audio_stream <uuid> start
-   <bridge url> mono 8k <metadata>``.
+   <bridge url> mono 8k <metadata>``;
+3. once the bot and FreeSWITCH's stream are both connected, logs ``session_established``
+   (the call-control contract's ``call.answered`` is sent from that entry).
 
 Failure policy (every step is written to the call's log, kind ``media``):
 
-* the bot cannot be reached (refused, DNS, TLS, upgrade refused, no answer within
-  ``bot_connect_timeout``, provider API error, no agent id or key) -> the account's
+* the bot cannot be reached (its address not allowed by ``gateway.net_policy``, refused,
+  DNS, TLS, upgrade refused, no answer within ``bot_connect_timeout``, provider API
+  error, no agent id or key; a bot URL's log entry says only which of "address not
+  allowed", "host name does not resolve", "connection failed") -> the account's
   ``default_socket_url`` is tried once, if it is a different target -> else the call is
   hung up with ``hangup_cause`` (SERVICE_UNAVAILABLE) and reason ``bot_unreachable``;
 * the bot's socket breaks mid-call (no close frame, a close code other than 1000/1001,
@@ -32,7 +36,10 @@ Failure policy (every step is written to the call's log, kind ``media``):
   up, reason ``media_stream_failed``;
 * the routing webhook answers ``hangup`` -> hang up with NORMAL_CLEARING and its reason;
   no target at all -> hang up, reason ``no_media_target``; a routing ``timeout``
-  (seconds) ends the call with NORMAL_CLEARING, reason ``session_timeout``;
+  (seconds) ends the call with NORMAL_CLEARING, reason ``session_timeout``.  An inbound
+  call is decided *before* it is answered (``screen_inbound``, the controller's
+  ``inbound_screens``): one that would get no bot is refused unanswered instead, with
+  ``Refusal.unanswered_cause`` (CALL_REJECTED for a routing ``hangup``);
 * a malformed message from a bot is logged (the first 10 per call) and skipped.
 
 Redirect (``redirect(call_uuid, media_server)``) connects the new bot first, while the
@@ -55,16 +62,19 @@ from typing import Callable
 import gevent
 from peewee import IntegrityError
 
+from gateway.calls import inbound
 from gateway.calls.controller import CallError
 from gateway.calls.states import FINAL, Status
 from gateway.config import MediaSettings
 from gateway.media.bridge import CallStream, MediaBridge
 from gateway.media.connectors import BotLink, BotUnavailable, CallInfo, open_link, redact
 from gateway.media.twilio import Closed
-from gateway.models.db import connection_scope
+from gateway.greenlets import GreenletOwner
+from gateway.models.db import connection_scope, release_connection
 from gateway.models import Account, Agent, Call, CallEvent, PhoneNumber
 from gateway.models.validators import check_media_target
 from gateway.webhooks import routing
+from gateway.webhooks.events import MEDIA_ESTABLISHED
 from gateway.webhooks.provider import register_provider_call
 
 logger = logging.getLogger(__name__)
@@ -90,12 +100,16 @@ class Target:
 
 
 class Refusal(Exception):
-    """The call must not get a bot: hang up with ``reason``."""
+    """The call must not get a bot: hang up with ``reason``.  An inbound call decided
+    before it is answered is refused with ``unanswered_cause`` instead (the cause picks the
+    SIP response the caller gets: ``gateway.calls.inbound``)."""
 
-    def __init__(self, reason: str, cause: str = "NORMAL_CLEARING") -> None:
+    def __init__(self, reason: str, cause: str = "NORMAL_CLEARING",
+                 unanswered_cause: str = inbound.UNAVAILABLE) -> None:
         super().__init__(reason)
         self.reason = reason
         self.cause = cause
+        self.unanswered_cause = unanswered_cause
 
 
 def parse_target(value: str, source: str = "socket_url") -> Target:
@@ -103,7 +117,8 @@ def parse_target(value: str, source: str = "socket_url") -> Target:
     text = (value or "").strip()
     if text.startswith("agent:") and len(text) > 6:
         return Target("agent", text[6:], source)
-    text = check_media_target(text, source)  # ValueError with a clear message
+    # The syntax only: the connection resolves the host and applies the outbound policy.
+    text = check_media_target(text, source, check_host=False)  # ValueError with a clear message
     if "://" in text:
         return Target("websocket", text, source)
     provider, _, ref = text.partition("&")
@@ -127,31 +142,16 @@ class MediaSession:
 
 
 class _Commands:
-    """The controller commands a ``CallStream`` sends, each closing any connection it
-    opened (the controller reads the call row when the call is no longer live)."""
+    """The controller commands a ``CallStream`` sends."""
 
     def __init__(self, controller) -> None:
         self.controller = controller
 
     def broadcast(self, call_uuid: str, path: str) -> None:
-        with connection_scope():
-            self.controller.broadcast(call_uuid, path, log=False)
+        self.controller.broadcast(call_uuid, path, log=False)
 
     def break_playback(self, call_uuid: str) -> None:
-        with connection_scope():
-            self.controller.break_playback(call_uuid)
-
-
-def _spawn(fn, *args) -> gevent.Greenlet:
-    """A greenlet whose failure is logged here (a call that vanished from the database
-    under us, say), never printed by the hub or passed to other calls."""
-    def run():
-        try:
-            with connection_scope():
-                fn(*args)
-        except Exception:
-            logger.exception("media session: %s failed", getattr(fn, "__name__", fn))
-    return gevent.spawn(run)
+        self.controller.break_playback(call_uuid)
 
 
 def attach_event_hook(controller, hook: Callable[[str, object], None]) -> None:
@@ -199,17 +199,41 @@ class MediaSessions:
         self.sessions: dict[str, MediaSession] = {}
         self._commands = _Commands(controller)
         self._request_route = request_route or routing.request_route
+        self._greenlets = GreenletOwner("media sessions")
+        # Inbound calls are decided before they are answered (``screen_inbound``); the
+        # decision waits here for the answer.
+        self._decided: dict[str, tuple[Target, float | None]] = {}
+        controller.inbound_screens.append(self.screen_inbound)
         controller.listeners.append(self._on_transition)
         attach_event_hook(controller, self._on_event)
+
+    def _spawn(self, call_uuid: str, fn, *args) -> None:
+        self._greenlets.spawn(self._guarded, call_uuid, fn, *args)
+
+    def _guarded(self, call_uuid: str, fn, *args) -> None:
+        """Run one step of a call's session.  Whatever it raises, the call is not left in
+        dead air: a live call whose session has not ended is hung up (``media_failed``).
+        Steps open a database connection only around their queries, never while they
+        wait on a bot or on FreeSWITCH; what one left open is given back here."""
+        try:
+            fn(*args)
+        except Exception:
+            logger.exception("call %s: media session step %s failed", call_uuid, getattr(fn, "__name__", fn))
+            session = self.sessions.get(call_uuid)
+            if call_uuid in self.controller.live and (session is None or not session.ended):
+                self._hangup(call_uuid, self.hangup_cause, "media_failed")
+        finally:
+            release_connection()
 
     # -- controller callbacks (must not block) ------------------------------------------
     def _on_transition(self, call_uuid: str, transition) -> None:
         if transition.to_status is Status.IN_PROGRESS:
-            _spawn(self.begin, call_uuid)
+            self._spawn(call_uuid, self.begin, call_uuid)
         elif transition.to_status in FINAL:
+            self._decided.pop(call_uuid, None)
             session = self.sessions.pop(call_uuid, None)
             if session is not None:
-                _spawn(self._finish, session)
+                self._spawn(call_uuid, self._finish, session)
 
     def _on_event(self, call_uuid: str, event) -> None:
         if event.name in HOOKED_EVENTS:
@@ -226,27 +250,25 @@ class MediaSessions:
             if call.surface == "public":
                 return None  # played by gateway.calls.scripts (blast, press-1, OTP), not by a bot
             account = Account.get_by_id(call.account_id)
-            info = CallInfo(call.uuid, str(account.id), call.direction, call.from_number, call.to_number,
-                            dict(call.custom_args or {}))
-            try:
-                target, timeout = self.decide(call, account)
-            except (Refusal, ValueError) as exc:
-                refusal = exc if isinstance(exc, Refusal) else Refusal("invalid_media_target", self.hangup_cause)
-                self._log(call_uuid, {"event": "no_bot", "reason": refusal.reason,
-                                      **({"error": str(exc)} if isinstance(exc, ValueError) else {})})
-                self._hangup(call_uuid, refusal.cause, refusal.reason)
-                return None
+        info = CallInfo(call.uuid, str(account.id), call.direction, call.from_number, call.to_number,
+                        dict(call.custom_args or {}))
+        try:
+            target, timeout = self._decided.pop(call_uuid, None) or self.decide(call, account)
+        except (Refusal, ValueError) as exc:
+            refusal = self._no_bot(call_uuid, exc)
+            self._hangup(call_uuid, refusal.cause, refusal.reason)
+            return None
         form = self.settings.playback_for(call.node)
         stream = self.bridge.open(call_uuid, form=form, control=self._commands, owner=self)
         session = MediaSession(call_uuid, account.id, info, stream, target)
         self.sessions[call_uuid] = session
         self._log(call_uuid, {"event": "media_target", "target": target.label, "source": target.source,
                               "playback": form})
-        _spawn(self._connect_first, session)
+        self._spawn(call_uuid, self._connect_first, session)
         if timeout:
-            gevent.spawn_later(timeout, _spawn, self._session_timeout, session)
+            self._greenlets.spawn_later(timeout, self._guarded, call_uuid, self._session_timeout, session)
         self._start_stream(session)
-        _spawn(self._watch_fs, session)
+        self._spawn(call_uuid, self._watch_fs, session)
         return session
 
     def _start_stream(self, session: MediaSession) -> bool:
@@ -279,10 +301,41 @@ class MediaSessions:
             return
         session.link = link
         session.stream.set_bot(link)
+        self._announce_established(session)
+
+    def _announce_established(self, session: MediaSession) -> None:
+        """Log :data:`~gateway.webhooks.events.MEDIA_ESTABLISHED` once the bot and
+        FreeSWITCH's stream are both connected: the outbox sends ``call.answered`` from
+        that entry (a stream that never connects is ``_watch_fs``'s failure)."""
+        if session.stream.fs_connected.wait(self.fs_connect_timeout) and not session.ended:
+            self._log(session.call_uuid, {"event": MEDIA_ESTABLISHED, "target": session.link.label})
 
     # -- deciding the target ------------------------------------------------------------
+    def screen_inbound(self, call_uuid: str) -> inbound.InboundRefusal | None:
+        """``CallController.inbound_screens`` entry: decide an inbound call's bot before
+        the call is answered, so that a call that gets none (routing webhook ``hangup``,
+        no target) is refused unanswered; ``begin`` then uses this decision."""
+        with connection_scope():
+            call = Call.get_or_none(Call.uuid == call_uuid)
+            account = Account.get_by_id(call.account_id) if call is not None else None
+        if call is None or call.surface == "public":
+            return None
+        try:
+            self._decided[call_uuid] = self.decide(call, account)
+        except (Refusal, ValueError) as exc:
+            refusal = self._no_bot(call_uuid, exc)
+            return inbound.InboundRefusal(refusal.reason, refusal.unanswered_cause)
+        return None
+
+    def _no_bot(self, call_uuid: str, exc: Exception) -> Refusal:
+        refusal = exc if isinstance(exc, Refusal) else Refusal("invalid_media_target", self.hangup_cause)
+        self._log(call_uuid, {"event": "no_bot", "reason": refusal.reason,
+                              **({"error": str(exc)} if isinstance(exc, ValueError) else {})})
+        return refusal
+
     def decide(self, call: Call, account: Account) -> tuple[Target, float | None]:
-        """The call's media target and an optional session timeout; raises ``Refusal``."""
+        """The call's media target and an optional session timeout; raises ``Refusal``.
+        Its queries hold a connection each; none is held while the routing webhook answers."""
         if call.socket_url:
             try:
                 target = parse_target(call.socket_url, "socket_url")
@@ -292,7 +345,8 @@ class MediaSessions:
             return self._resolve(call, account, target), None
         agent_id = getattr(call, "agent_id", None)  # a /v1 call names the agent it goes to
         if agent_id is not None:
-            agent = Agent.get_or_none(Agent.id == agent_id)
+            with connection_scope():
+                agent = Agent.get_or_none(Agent.id == agent_id)
             if agent is not None and agent.active:
                 return self._resolve(call, account, Target(agent.driver, agent.driver_ref, "agent")), None
         if call.webhook_url:
@@ -300,12 +354,13 @@ class MediaSessions:
             if routed is not None:
                 return routed
         if call.direction == "inbound":
-            number = PhoneNumber.get_or_none(PhoneNumber.e164 == call.to_number, PhoneNumber.active == True)  # noqa: E712
+            with connection_scope():
+                number = PhoneNumber.get_or_none(PhoneNumber.e164 == call.to_number, PhoneNumber.active == True)  # noqa: E712
+                agent = number.agent if number is not None and number.agent_id is not None else None
             if number is not None and number.account_id == account.id:
                 if number.route == "bot" and number.socket_url:
                     return self._resolve(call, account, parse_target(number.socket_url, "number")), None
-                if number.route == "agent" and number.agent_id is not None:
-                    agent = number.agent
+                if number.route == "agent" and agent is not None:
                     return self._resolve(call, account, Target(agent.driver, agent.driver_ref, "number")), None
                 if number.route == "webhook" and number.webhook_url:
                     routed = self._route(call, account, number.webhook_url)
@@ -317,7 +372,7 @@ class MediaSessions:
             routed = self._route(call, account, account.default_webhook_url)
             if routed is not None:
                 return routed
-        raise Refusal("no_media_target", self.hangup_cause)
+        raise Refusal("no_media_target", self.hangup_cause, inbound.NO_ROUTE)
 
     def _route(self, call: Call, account: Account, url: str) -> tuple[Target, float | None] | None:
         """Ask the routing webhook; None means "default" (fall through)."""
@@ -332,7 +387,8 @@ class MediaSessions:
         self._log(call.uuid, {"event": "routing_webhook", "action": action,
                               "reason": getattr(decision, "reason", None)})
         if action == "hangup":
-            raise Refusal(getattr(decision, "reason", None) or "routing_webhook_hangup")
+            raise Refusal(getattr(decision, "reason", None) or "routing_webhook_hangup",
+                          unanswered_cause=inbound.DECLINED)
         if action == "connect" and getattr(decision, "socket_url", None):
             try:
                 target = parse_target(decision.socket_url, "routing_webhook")
@@ -345,18 +401,19 @@ class MediaSessions:
 
     def _resolve(self, call: Call, account: Account, target: Target) -> Target:
         """Fill in a provider's id from the account's agents; expand ``agent:<key>``."""
-        if target.kind == "agent":
-            agent = Agent.get_or_none(Agent.account == account.id, Agent.key == target.ref)
-            if agent is None or not agent.active:
-                raise Refusal(f"agent {target.ref!r} not found", self.hangup_cause)
-            return Target(agent.driver, agent.driver_ref, target.source)
-        if target.kind in ("elevenlabs", "vapi") and not target.ref:
-            agent = (Agent.select().where(Agent.account == account.id, Agent.driver == target.kind,
-                                          Agent.active == True)  # noqa: E712
-                     .order_by(Agent.id).first())
-            if agent is not None:
-                return Target(target.kind, agent.driver_ref, target.source)
-        return target
+        with connection_scope():
+            if target.kind == "agent":
+                agent = Agent.get_or_none(Agent.account == account.id, Agent.key == target.ref)
+                if agent is None or not agent.active:
+                    raise Refusal(f"agent {target.ref!r} not found", self.hangup_cause, inbound.NO_ROUTE)
+                return Target(agent.driver, agent.driver_ref, target.source)
+            if target.kind in ("elevenlabs", "vapi") and not target.ref:
+                agent = (Agent.select().where(Agent.account == account.id, Agent.driver == target.kind,
+                                              Agent.active == True)  # noqa: E712
+                         .order_by(Agent.id).first())
+                if agent is not None:
+                    return Target(target.kind, agent.driver_ref, target.source)
+            return target
 
     def _fallback(self, session: MediaSession) -> Target | None:
         if session.fallback_used:
@@ -436,7 +493,7 @@ class MediaSessions:
         last_old = stream.last_frame_to_bot
         session.link, session.target = link, target
         stream.set_bot(link)
-        _spawn(self._log_redirect_gap, session, link, old_label, last_old)
+        self._spawn(call_uuid, self._log_redirect_gap, session, link, old_label, last_old)
         return {"call_uuid": call_uuid, "media_server": target.label, "connector": link.kind}
 
     def _log_redirect_gap(self, session: MediaSession, link: BotLink, old_label, last_old) -> None:
@@ -456,9 +513,9 @@ class MediaSessions:
         self._log(stream.call_uuid, {"event": "bot_closed", "target": link.label, "code": event.code,
                                      "reason": event.reason[:200], "clean": event.clean})
         if event.clean:
-            _spawn(self._bot_ended, session)
+            self._spawn(session.call_uuid, self._bot_ended, session)
         else:
-            _spawn(self._bot_failed, session)
+            self._spawn(session.call_uuid, self._bot_failed, session)
 
     def _bot_ended(self, session: MediaSession) -> None:
         stream = session.stream
@@ -485,7 +542,7 @@ class MediaSessions:
         session = self.sessions.get(stream.call_uuid)
         if session is None or session.ended or session.stream is not stream:
             return
-        _spawn(self._fs_failed, session, reason)
+        self._spawn(session.call_uuid, self._fs_failed, session, reason)
 
     def _fs_failed(self, session: MediaSession, reason: str) -> None:
         # At hangup mod_audio_stream closes its socket just before the call's final
@@ -525,7 +582,7 @@ class MediaSessions:
                     return  # already known (a reconnect to the same conversation)
             self._log(stream.call_uuid, {"event": "provider_session", "provider": event.provider,
                                          "session_id": event.session_id})
-        _spawn(register)
+        self._spawn(stream.call_uuid, register)
 
     def log(self, stream: CallStream, detail: dict) -> None:
         self._log(stream.call_uuid, detail)
@@ -543,8 +600,7 @@ class MediaSessions:
     def _hangup(self, call_uuid: str, cause: str, reason: str) -> None:
         self._log(call_uuid, {"event": "hangup", "reason": reason, "cause": cause})
         try:
-            with connection_scope():
-                self.controller.hangup(call_uuid, cause)
+            self.controller.hangup(call_uuid, cause)
         except CallError as exc:
             logger.info("call %s: hangup (%s) not sent: %s", call_uuid, reason, exc)
 
@@ -555,13 +611,17 @@ class MediaSessions:
         self._log(session.call_uuid, {"event": "media_stats", **stream.stats(),
                                       "bot_audio_dropped": session.link.dropped_audio if session.link else 0})
         if session.transcript and "transcript" in Call._meta.fields:
-            Call.update(transcript=session.transcript).where(Call.uuid == session.call_uuid).execute()
+            with connection_scope():
+                Call.update(transcript=session.transcript).where(Call.uuid == session.call_uuid).execute()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
+        """End every session (its bot gets ``stop``), then let the session steps still
+        running finish for up to ``grace`` seconds before they are killed."""
         for session in list(self.sessions.values()):
             session.ended = True
             session.stream.close(stop_bot=True)
         self.sessions.clear()
+        self._greenlets.stop(grace)
 
     def _log(self, call_uuid: str, detail: dict) -> None:
         self.controller.inbox.put(("log", call_uuid, "media", detail))

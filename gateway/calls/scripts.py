@@ -9,8 +9,9 @@ kind), run in its own greenlet once the call is answered:
                 do what ``dtmf_map`` says for it: ``connect_agent`` transfers the call to
                 the account's agent destination, ``hangup`` ends it; no key or a key
                 outside the map ends it
-``SpeakCode``   speak a verification text (``speak flite|kal|<text>``), hang up; not
-                recorded, and the text (it holds the code) is kept out of the call's log
+``SpeakCode``   read a verification code out: the message's words with ``speak``, the code
+                from an audio file of its digits (``gateway.otp.readout``: so the code is in
+                no FreeSWITCH log or event), hang up; not recorded
 ==============  ===========================================================================
 
 Everything a script needs is checked before the call is placed (``check_dtmf_map`` and
@@ -19,7 +20,9 @@ hanging up (the script just stops), a refused command (logged, the call is hung 
 
 Each step is a dialplan application sent with ``sendmsg`` (``CallController.execute``);
 the script waits for its CHANNEL_EXECUTE_COMPLETE, whose ``variable_*`` headers carry
-what the application set (the collected digit).
+what the application set (the collected digit). FreeSWITCH expands variables in an
+application's argument (``gateway.esl.app_args``): client text goes into one only through
+``speak_arg``, and the file paths the gateway built are checked (``app_args.file_path``).
 
 ``ScriptRunner`` is a controller listener: on ``in_progress`` it asks its resolver for
 the call's script (from the database, so a call placed by another process, or before a
@@ -38,7 +41,10 @@ from gevent.event import AsyncResult
 
 from gateway.calls.controller import CallError
 from gateway.calls.states import FINAL, Status
+from gateway.esl import app_args
+from gateway.greenlets import GreenletOwner
 from gateway.models import DTMF_ACTIONS
+from gateway.otp import readout
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +82,9 @@ def check_dtmf_map(value) -> dict[str, str]:
 
 
 def speak_arg(text: str) -> str:
-    """``speak``'s argument: ``<engine>|<voice>|<text>``, on one line (the text travels in
-    an ESL header)."""
-    return f"{TTS_ENGINE}|{TTS_VOICE}|{' '.join(text.split())}"
+    """``speak``'s argument: ``<engine>|<voice>|<text>``, the text as ``app_args.speech_text``
+    leaves it (nothing FreeSWITCH expands or splits on, on one line)."""
+    return f"{TTS_ENGINE}|{TTS_VOICE}|{app_args.speech_text(text)}"
 
 
 @dataclass
@@ -105,7 +111,7 @@ class Script:
     def execute(self, app: str, arg: str = "", timeout: float = STEP_MARGIN, *, secret: bool = False):
         """Run ``app`` on the call and wait for its CHANNEL_EXECUTE_COMPLETE event.
 
-        ``secret``: the argument must not reach the call's log (an OTP read-out)."""
+        ``secret``: the argument must not reach the call's log (an OTP readout's path)."""
         sent: dict[str, str | None] = {"uuid": None}
 
         def completed(event) -> bool:
@@ -143,8 +149,8 @@ class AudioBlast(Script):
 
     def run(self) -> None:
         if self.record_to:
-            self.execute("record_session", self.record_to)
-        self.execute("playback", self.clip_path, timeout=self.clip_seconds + STEP_MARGIN)
+            self.execute("record_session", _path(self.record_to))
+        self.execute("playback", _path(self.clip_path), timeout=self.clip_seconds + STEP_MARGIN)
         self.hangup()
 
 
@@ -165,12 +171,12 @@ class Press1(Script):
         keys = "".join(sorted(self.dtmf_map))
         terminators = "none" if "#" in keys else "#"
         pattern = "^[" + re.sub(r"([\\\]\[^-])", r"\\\1", keys) + "]$"
-        return (f"1 1 1 {self.timeout_ms} {terminators} {self.clip_path} silence_stream://250 "
+        return (f"1 1 1 {self.timeout_ms} {terminators} {_path(self.clip_path)} silence_stream://250 "
                 f"{PRESS1_VARIABLE} {pattern} {self.timeout_ms}")
 
     def run(self) -> None:
         if self.record_to:
-            self.execute("record_session", self.record_to)
+            self.execute("record_session", _path(self.record_to))
         done = self.execute("play_and_get_digits", self.pgd_arg(),
                             timeout=self.clip_seconds + self.timeout_ms / 1000 + STEP_MARGIN)
         digit = done.get(f"variable_{PRESS1_VARIABLE}") or None
@@ -192,14 +198,38 @@ class Press1(Script):
 
 @dataclass
 class SpeakCode(Script):
-    text: str = ""
+    """``parts`` are the message's words around each ``{code}``: spoken in turn, with the
+    code played between two of them. The readout file exists while the script runs."""
+
+    code: str = ""
+    parts: list[str] = field(default_factory=list)
 
     kind = "otp"
 
     def run(self) -> None:
-        if self.text:  # no text: nothing to say (see otp.service.script_for)
-            self.execute("speak", speak_arg(self.text), timeout=len(self.text) / 5 + STEP_MARGIN, secret=True)
+        if self.code:  # no code: nothing to say (see otp.service.script_for)
+            path = readout.write(self.code)
+            try:
+                self._read_out(_path(str(path)), readout.seconds(self.code))
+            finally:
+                readout.discard(path)
         self.hangup()
+
+    def _read_out(self, path: str, seconds: float) -> None:
+        for index, words in enumerate(self.parts):
+            text = app_args.speech_text(words)
+            if any(ch.isalnum() for ch in text):
+                self.execute("speak", speak_arg(text), timeout=len(text) / 5 + STEP_MARGIN)
+            if index < len(self.parts) - 1:
+                # secret: the file holds the code while the call lasts; its path stays out of the call log
+                self.execute("playback", path, timeout=seconds + STEP_MARGIN, secret=True)
+
+
+def _path(path: str) -> str:
+    try:
+        return app_args.file_path(path)
+    except app_args.UnsafeArgument as exc:
+        raise ScriptError(str(exc)) from None
 
 
 Resolver = Callable[[str], "Script | None"]
@@ -215,15 +245,22 @@ class ScriptRunner:
         self.database = database
         self.running: dict[str, Script] = {}
         self.finished: dict[str, Script] = {}  # the last few, for tests and inspection
+        self._greenlets = GreenletOwner("playback scripts")
 
     def on_transition(self, call_uuid: str, transition) -> None:
         """Controller listener (runs on the worker): never blocks."""
         if transition.to_status is Status.IN_PROGRESS:
-            gevent.spawn(self._start, call_uuid)
+            self._greenlets.spawn(self._start, call_uuid)
         elif transition.to_status in FINAL:
             script = self.running.pop(call_uuid, None)
             if script is not None:
                 script.cancel()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Cancel every running script, then wait (up to ``grace``) for their greenlets."""
+        for script in list(self.running.values()):
+            script.cancel()
+        self._greenlets.stop(grace)
 
     def _start(self, call_uuid: str) -> None:
         if call_uuid in self.running:

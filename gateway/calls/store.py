@@ -63,18 +63,24 @@ def status_entry(call_uuid: str, from_status: str, seq: int, transition: Transit
             "to_status": transition.to_status.value, "detail": detail, "at": transition.at}
 
 
-def log_entry(call_uuid: str, seq: int, kind: str, detail: dict, status: str | None = None) -> dict:
+def log_entry(call_uuid: str, seq: int, kind: str, detail: dict, status: str | None = None,
+              at: datetime | None = None) -> dict:
     """A non-status entry (a command sent, a media event) for a call's log."""
     return {"call": call_uuid, "seq": seq, "kind": kind, "from_status": status, "to_status": status,
-            "detail": detail, "at": utcnow()}
+            "detail": detail, "at": at or utcnow()}
 
 
 Change = tuple[str, str, int, Transition]  # (call uuid, from status, log seq, transition)
 
 
-def apply(changes: list[Change], logs: list[dict] = (), hooks: Iterable[Callable[[list[Change]], None]] = ()) -> None:
+def apply(changes: list[Change], logs: list[dict] = (), hooks: Iterable[Callable[[list[Change]], None]] = (),
+          log_hooks: Iterable[Callable[[list[dict]], None]] = ()) -> None:
     """Apply the changes, append the ``logs`` entries, and run ``hooks`` (writes that must
-    commit with the status change, such as the webhook outbox), all in one transaction."""
+    commit with the status change, such as the webhook outbox), all in one transaction.
+
+    ``log_hooks`` get the ``logs`` entries, in the same transaction, before ``hooks``: an
+    entry that announces something (a media session established) is older than a status
+    change of the same batch, since the worker logs it only while the call is live."""
     if not changes and not logs:
         return
     db = database.obj
@@ -84,6 +90,9 @@ def apply(changes: list[Change], logs: list[dict] = (), hooks: Iterable[Callable
         entries = [status_entry(*change) for change in changes] + list(logs)
         entries.sort(key=lambda entry: (entry["call"], entry["seq"]))
         CallEvent.insert_many(entries).execute()
+        if logs:
+            for hook in log_hooks:
+                hook(list(logs))
         if changes:
             for hook in hooks:
                 hook(changes)

@@ -18,6 +18,7 @@ from typing import Callable
 from gateway import recordings
 from gateway.calls.controller import CallError
 from gateway.calls.scripts import AudioBlast, Press1, Script, check_dtmf_map
+from gateway.calls.transfer_policy import allowed_agent_destination
 from gateway.models import Account, AudioClip, Call, PublicRun, SavedCampaign, database
 
 logger = logging.getLogger(__name__)
@@ -146,6 +147,6 @@ def script_for(controller, call: Call) -> Script | None:
             PublicRun.update(pressed=digit, action=action).where(PublicRun.id == run_id).execute()
 
         return Press1(controller, call.uuid, call.node, clip_path=run.audio_path, clip_seconds=seconds,
-                      dtmf_map=check_dtmf_map(run.dtmf_map), agent_destination=account.agent_destination,
+                      dtmf_map=check_dtmf_map(run.dtmf_map), agent_destination=allowed_agent_destination(account),
                       record_to=record_to, on_result=on_result)
     return None

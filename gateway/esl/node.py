@@ -1,4 +1,10 @@
-"""A FreeSWITCH node: one ``ESLLink`` kept alive with reconnects and re-subscription."""
+"""A FreeSWITCH node: one ``ESLLink`` kept alive with reconnects and re-subscription.
+
+On every (re)connect the node first reads what the switch is configured with (the
+global variables it is asked for and its session limits), then subscribes; it counts
+as connected only once both are known, so nothing can be originated on a link whose
+carrier trunk name or limits are still those of the previous link, or unknown.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from typing import Callable
 import gevent
 from gevent.event import Event as Flag
 
-from gateway.esl.connection import ESLLink, LinkDown
+from gateway.esl.connection import CommandFailed, ESLLink, LinkDown
+from gateway.esl.limits import FREESWITCH_DEFAULTS, SwitchLimits, version_from_status
 from gateway.esl.protocol import Event
 
 logger = logging.getLogger(__name__)
@@ -29,6 +36,9 @@ CALL_EVENTS = (
 class Node:
     """Owns the connection to one FreeSWITCH node for the life of the process.
 
+    ``globals_wanted`` names the FreeSWITCH global variables read into ``globals`` on
+    every connect (unset ones are left out); ``limits`` holds the session limits read then.
+
     ``on_event(node, event)`` runs on the reader greenlet and must only enqueue.
     ``on_connected(node)`` is called after each (re)connect *before* the subscription is
     sent, and must only enqueue too: whatever it queues is then ahead of every event of
@@ -46,6 +56,7 @@ class Node:
         events: str = CALL_EVENTS,
         command_timeout: float = 5.0,
         max_backoff: float = 5.0,
+        globals_wanted: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.host = host
@@ -57,7 +68,10 @@ class Node:
         self.command_timeout = command_timeout
         self.max_backoff = max_backoff
         self.link: ESLLink | None = None
+        self.globals_wanted = globals_wanted
         self.globals: dict[str, str] = {}  # FreeSWITCH global variables read on connect
+        self.limits = SwitchLimits(*FREESWITCH_DEFAULTS)  # replaced by the switch's own on connect
+        self.version: str | None = None  # FreeSWITCH's, from the same status reply
         self.connected = Flag()
         self.generation = 0  # bumps on each successful connect
         self.last_error: str | None = None
@@ -91,6 +105,7 @@ class Node:
             )
             try:
                 link.connect()
+                self._learn(link)
                 self.link = link
                 self.generation += 1
                 if self.on_connected is not None:
@@ -106,11 +121,32 @@ class Node:
             backoff = 0.1
             self.last_error = None
             self.connected.set()
-            logger.info("FreeSWITCH %s connected", self.name)
+            logger.info("FreeSWITCH %s %s: version %s, %s", self.name,
+                        "connected" if self.generation == 1 else f"reconnected (link {self.generation})",
+                        self.version or "unknown", self.limits)
             self._closed.wait()
             self.connected.clear()
             if self._running:
                 logger.warning("FreeSWITCH %s link lost: %s", self.name, self.last_error)
+
+    def _learn(self, link: ESLLink) -> None:
+        """Read the wanted globals and the session limits over a new link."""
+        found = {}
+        for name in self.globals_wanted:
+            try:
+                value = link.api(f"global_getvar {name}").strip()
+            except CommandFailed:  # unset: FreeSWITCH turns the empty answer into "-ERR no reply"
+                continue
+            if value:
+                found[name] = value
+        status = link.api("status")
+        try:
+            limits = SwitchLimits.from_status(status)
+        except ValueError:
+            limits = SwitchLimits(*FREESWITCH_DEFAULTS)
+            logger.warning("FreeSWITCH %s: session limits not found in its status reply; assuming %s",
+                           self.name, limits)
+        self.globals, self.limits, self.version = found, limits, version_from_status(status)
 
     def _deliver(self, event: Event) -> None:
         self.on_event(self, event)

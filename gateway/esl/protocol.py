@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from gateway import peer_json
+
 MAX_CONTENT_LENGTH = 16 * 1024 * 1024  # mod_event_socket's cap; larger is a broken peer
 MAX_HEADER_BLOCK = 64 * 1024
 
@@ -59,12 +61,16 @@ class Message:
 
 
 def _content_length(text: str) -> int:
-    """A Content-Length value, within mod_event_socket's bounds, or ``ProtocolError``."""
-    try:
-        size = int(text)
-    except ValueError:
-        raise ProtocolError(f"bad Content-Length {text!r}") from None
-    if not 0 <= size <= MAX_CONTENT_LENGTH:
+    """A Content-Length value, within mod_event_socket's bounds, or ``ProtocolError``.
+
+    Decimal ASCII digits only: ``int`` would also take ``+5``, ``1_0`` and non-ASCII
+    digits, none of which FreeSWITCH writes (mod_event_socket.c and switch_event.c print
+    every length with ``%d`` / ``SWITCH_SSIZE_T_FMT``)."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        raise ProtocolError(f"bad Content-Length {text[:40]!r}")
+    size = int(digits)
+    if size > MAX_CONTENT_LENGTH:
         raise ProtocolError(f"Content-Length out of range: {size}")
     return size
 
@@ -106,9 +112,11 @@ class MessageReader:
                 while pos < end and buf[pos] == 10:
                     pos += 1
                 split = buf.find(b"\n\n", pos)
+                # The same limit whether the block arrives whole or in pieces: a piece
+                # can hold at most the block and its first newline.
+                if (end if split < 0 else split + 1) - pos > MAX_HEADER_BLOCK:
+                    raise ProtocolError("header block too large")
                 if split < 0:
-                    if end - pos > MAX_HEADER_BLOCK:
-                        raise ProtocolError("header block too large")
                     break
                 if buf.startswith(b"Content-Length: ", pos):  # an event: the hot path
                     line_end = buf.find(b"\n", pos)
@@ -145,6 +153,11 @@ class Event:
     ``get(name)`` finds one header (first occurrence, URL-decoded); ``headers`` builds
     the full ordered dict once; ``body`` is the event's own body (BACKGROUND_JOB
     output, a CUSTOM event's JSON), or ``None``.
+
+    A malformed event (a JSON body that is not FreeSWITCH's flat object of strings, an
+    inner ``Content-Length`` that is not a number) makes these accessors raise
+    ``ProtocolError`` and nothing else. The outer framing already delimited the event,
+    so the stream goes on: the consumer skips that one event.
     """
 
     __slots__ = ("raw", "is_json", "_headers", "_body", "_head_end")
@@ -234,26 +247,44 @@ class Event:
             name, _, value = line.partition(": ")
             if name not in headers:
                 headers[name] = unquote(value) if "%" in value else value
-        self._headers = headers
-        self._body = None
+        body = None
         length = headers.pop("Content-Length", None)
         if length is not None:
             body_start = head_end + 1
-            self._body = raw[body_start:body_start + int(length)].decode("utf-8", "replace")
+            body = raw[body_start:body_start + _content_length(length)].decode("utf-8", "replace")
+        self._headers = headers
+        self._body = body
 
     def _parse_json(self) -> None:
+        """switch_event_serialize_json: one flat object; every value a string, or an
+        array of strings for a header FreeSWITCH holds as an array (research/freeswitch.md
+        §1); ``_body`` the event's body. Anything else is not an event of FreeSWITCH's."""
         try:
-            data = json.loads(self.raw)
+            data = peer_json.loads(self.raw)
         except ValueError as exc:
             raise ProtocolError(f"bad JSON event: {exc}") from None
         if not isinstance(data, dict):
             raise ProtocolError("JSON event is not an object")
-        self._body = data.pop("_body", None)
+        body = data.pop("_body", None)
+        if body is not None and not isinstance(body, str):
+            raise ProtocolError("JSON event _body is not a string")
         data.pop("Content-Length", None)
-        self._headers = {k: ("|".join(v) if isinstance(v, list) else str(v)) for k, v in data.items()}
+        headers = {name: value for name, value in data.items() if type(value) is str}
+        if len(headers) < len(data):  # array headers (or a fault): keep the wire order
+            headers = {name: _json_header(name, value) for name, value in data.items()}
+        self._headers = headers
+        self._body = body
 
     def __repr__(self) -> str:
         return f"<Event {self.name} {self.subclass or ''} {self.unique_id or ''}>".replace("  ", " ")
+
+
+def _json_header(name: str, value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return "|".join(value)
+    raise ProtocolError(f"JSON event header {name[:60]!r} is not a string")
 
 
 # -- client -> server ------------------------------------------------------------------
@@ -275,29 +306,41 @@ class Command:
         return default
 
 
-class CommandReader:
-    """Splits the client-to-server byte stream into ``Command`` objects."""
+# The end of a command's header block: two LFs with only CRs between them (mod_event_socket
+# ignores CRs while it counts the newlines that end a block).
+_BLANK_LINE = re.compile(rb"\n\r*\n")
 
-    __slots__ = ("_buf", "_pending")
+
+class CommandReader:
+    """Splits the client-to-server byte stream into ``Command`` objects.
+
+    A block that arrives in pieces is searched once: ``_scan`` is where the search for
+    its end resumes (its last LF, which may begin the blank line), so a client writing a
+    command byte by byte costs linear time, not quadratic."""
+
+    __slots__ = ("_buf", "_pending", "_scan")
 
     def __init__(self) -> None:
         self._buf = b""
         self._pending: tuple[Command, int] | None = None
+        self._scan = 0
 
     def feed(self, data: bytes) -> list[Command]:
         self._buf += data
         out: list[Command] = []
         while True:
             if self._pending is None:
-                buf = self._buf.lstrip(b"\r\n")
-                self._buf = buf
-                normalized_end = _find_blank_line(buf)
-                if normalized_end is None:
+                if not self._scan:  # a new command: leading blank lines are skipped
+                    self._buf = self._buf.lstrip(b"\r\n")
+                buf = self._buf
+                end = _BLANK_LINE.search(buf, self._scan)
+                if end is None:
                     if len(buf) > MAX_HEADER_BLOCK:
                         raise ProtocolError("command too large")
+                    last_lf = buf.rfind(b"\n")
+                    self._scan = last_lf if last_lf >= 0 else len(buf)
                     break
-                block, consumed = normalized_end
-                self._buf = buf[consumed:]
+                block, self._buf, self._scan = buf[:end.end() - 1], buf[end.end():], 0
                 lines = block.decode("utf-8", "replace").replace("\r", "").split("\n")
                 command = Command(lines[0].strip())
                 for line in lines[1:]:
@@ -317,19 +360,6 @@ class CommandReader:
             self._pending = None
             out.append(command)
         return out
-
-
-def _find_blank_line(buf: bytes) -> tuple[bytes, int] | None:
-    """Find the end of a header block, ignoring CRs as mod_event_socket does."""
-    count = 0
-    for index, byte in enumerate(buf):
-        if byte == 10:
-            count += 1
-            if count == 2:
-                return buf[:index], index + 1
-        elif byte != 13:
-            count = 0
-    return None
 
 
 def encode_command(line: str, headers: dict[str, str] | None = None, body: bytes | str | None = None) -> bytes:

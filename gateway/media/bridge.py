@@ -29,6 +29,7 @@ import io
 import json
 import logging
 import secrets
+import socket
 import time
 import wave
 from collections import deque
@@ -473,6 +474,7 @@ class MediaBridge:
 
     # -- one mod_audio_stream connection ------------------------------------------------
     def _handle(self, sock, address) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # 20 ms frames must not wait for ACKs
         ws = WSConnection(ConnectionType.SERVER)
         stream: CallStream | None = None
         fs: FsSocket | None = None

@@ -31,6 +31,8 @@ import json
 import secrets
 from dataclasses import dataclass, field
 
+from gateway import peer_json
+
 TRACK = "inbound"
 MEDIA_FORMAT = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
 MAX_MESSAGE_CHARS = 4 * 1024 * 1024  # ~3 MB of audio (6 minutes) in one message: plenty
@@ -47,9 +49,12 @@ def new_stream_sid() -> str:
 
 def json_object(text: str) -> "dict | ProtocolIssue":
     """A peer's JSON message as a dict, or the ``ProtocolIssue`` that makes it unusable;
-    never raises (every connector parses its peer's text this way)."""
+    never raises (every connector parses its peer's text this way). Nesting is bounded
+    (``gateway.peer_json``), so the dict is safe to walk and to show."""
     try:
-        msg = json.loads(text)
+        msg = peer_json.loads(text)
+    except peer_json.TooDeep as exc:
+        return ProtocolIssue(str(exc), text[:120])
     except ValueError:
         return ProtocolIssue("not JSON", text[:120])
     if not isinstance(msg, dict):
@@ -181,7 +186,7 @@ class BotStream:
         """Parse one message from the bot; never raises."""
         if isinstance(text, (bytes, bytearray)):
             # Twilio 31950: binary frames are not part of the protocol.
-            return [ProtocolIssue("binary frame (the protocol is JSON text)", repr(bytes(text[:40])))]
+            return [ProtocolIssue("binary frame (the protocol is JSON text)", repr(bytes(text[:40]))[:120])]
         head = text[:120]
         if len(text) > MAX_MESSAGE_CHARS:
             return [ProtocolIssue(f"message of {len(text)} characters is too large", head)]
@@ -191,7 +196,7 @@ class BotStream:
         event = msg.get("event")
         sid = msg.get("streamSid")
         if sid is not None and sid != self.stream_sid:
-            return [ProtocolIssue(f"wrong streamSid {sid!r}", head)]  # Twilio 31951
+            return [ProtocolIssue(f"wrong streamSid {_shown(sid)}", head)]  # Twilio 31951
         if event == "media":
             media = msg.get("media")
             payload = media.get("payload") if isinstance(media, dict) else None
@@ -217,7 +222,13 @@ class BotStream:
             return [Clear()]
         if event is None:
             return [ProtocolIssue("message without an event", head)]
-        return [ProtocolIssue(f"unknown event {event!r}", head)]
+        return [ProtocolIssue(f"unknown event {_shown(event)}", head)]
+
+
+def _shown(value) -> str:
+    """A peer's value for a log line: its repr, cut short (it may be megabytes long)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _param(value) -> str:

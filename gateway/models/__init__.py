@@ -15,7 +15,7 @@ from .accounts import (
 )
 from .agents import AGENT_DRIVERS, AGENT_TYPES, Agent, clean_agent_fields
 from .billing import LEDGER_KINDS, CallRate, LedgerEntry
-from .calls import CALL_DIRECTIONS, CALL_STATUSES, CALL_SURFACES, END_REASONS, Call, CallEvent
+from .calls import CALL_DIRECTIONS, CALL_STATUSES, CALL_SURFACES, END_REASONS, Call, CallEvent, RefusedCall
 from .db import BaseModel, connect, database, database_from_url
 from .fields import JSONTextField, MoneyField, UTCDateTimeField, utcnow
 from .keys import ApiKey
@@ -30,6 +30,7 @@ from .public import (
     AudioClip,
     CallCountMark,
     CallDayCount,
+    OtpGuess,
     OtpRequest,
     PublicRun,
     RateLimitWindow,
@@ -47,8 +48,8 @@ from .webhooks import (
 # Every application model, parents before children (the order create/drop need).
 ALL_MODELS = [Account, Agent, ApiKey, PhoneNumber, Call, CallEvent,
               WebhookSubscription, WebhookDelivery, WebhookAttempt, ProviderCall,
-              AudioClip, SavedCampaign, PublicRun, OtpRequest, Recording, RateLimitWindow,
-              CallRate, LedgerEntry, CallDayCount, CallCountMark]
+              AudioClip, SavedCampaign, PublicRun, OtpRequest, OtpGuess, Recording, RateLimitWindow,
+              CallRate, LedgerEntry, CallDayCount, CallCountMark, RefusedCall]
 
 __all__ = [
     "ACCOUNT_STATUSES",
@@ -71,6 +72,7 @@ __all__ = [
     "MoneyField",
     "NUMBER_ROUTES",
     "PhoneNumber",
+    "RefusedCall",
     "SchemaVersion",
     "UTCDateTimeField",
     "WEBHOOK_SECRET_OVERLAP",
@@ -97,6 +99,7 @@ __all__ = [
     "LEDGER_KINDS",
     "LedgerEntry",
     "OTP_STATUSES",
+    "OtpGuess",
     "OtpRequest",
     "PublicRun",
     "RUN_TYPES",

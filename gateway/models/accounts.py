@@ -8,7 +8,7 @@ from decimal import Decimal
 from peewee import AutoField, BooleanField, CharField, IntegerField, TextField
 
 from .db import BaseModel
-from .fields import MoneyField, UTCDateTimeField, utcnow
+from .fields import JSONTextField, MoneyField, UTCDateTimeField, utcnow
 
 ACCOUNT_STATUSES = ("active", "suspended")
 
@@ -60,6 +60,10 @@ class Account(BaseModel):
     # Where a press-1 call's "connect_agent" transfers to (public calling API): a number,
     # an extension or a SIP URI, as ``CallController.transfer`` takes it.
     agent_destination = CharField(max_length=255, null=True)
+    # Where the account may transfer calls (``gateway.calls.transfer_policy``): number
+    # rules and SIP domains, lists; None: the defaults (every E.164 number, no SIP URI).
+    transfer_numbers = JSONTextField(null=True)
+    transfer_sip_domains = JSONTextField(null=True)
 
     class Meta:
         table_name = "accounts"

@@ -91,3 +91,30 @@ class CallEvent(BaseModel):
     class Meta:
         table_name = "call_events"
         indexes = ((("call", "seq"), True),)
+
+
+class RefusedCall(BaseModel):
+    """An inbound call the gateway refused without answering it, and why.
+
+    Kept apart from ``Call`` because a call to a number nobody owns has no account to
+    belong to; a refused call to an account's number also has its ``Call`` row (failed,
+    with the Hangup-Cause it was refused with) and event log, under ``call_uuid``.
+    """
+
+    id = AutoField()
+    call_uuid = CharField(max_length=36)
+    account = ForeignKeyField(Account, backref="refused_calls", null=True, on_delete="CASCADE", index=False)
+    node = CharField(max_length=255)
+    did = CharField(max_length=32)
+    from_number = CharField(max_length=32)
+    caller_id_name = CharField(max_length=64, default="")
+    reason = CharField(max_length=255)  # e.g. unknown_number, business_hours_closed
+    hangup_cause = CharField(max_length=64)  # what FreeSWITCH answered the caller with
+    created_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "refused_calls"
+        indexes = (
+            (("created_at",), False),  # newest first, every account
+            (("account", "created_at"), False),
+        )

@@ -503,12 +503,88 @@ def _add_public_calling_api(db: Database) -> None:
                       CallRate, LedgerEntry, CallDayCount, CallCountMark], safe=True)
 
 
+def _add_refused_calls(db: Database) -> None:
+    """Inbound calls refused without an answer (``RefusedCall``)."""
+    class Frozen(Model):
+        class Meta:
+            database = db
+
+    class Account(Frozen):
+        id = AutoField()
+
+        class Meta:
+            table_name = "accounts"
+
+    class RefusedCall(Frozen):
+        id = AutoField()
+        call_uuid = CharField(max_length=36)
+        account = ForeignKeyField(Account, null=True, on_delete="CASCADE", index=False)
+        node = CharField(max_length=255)
+        did = CharField(max_length=32)
+        from_number = CharField(max_length=32)
+        caller_id_name = CharField(max_length=64, default="")
+        reason = CharField(max_length=255)
+        hangup_cause = CharField(max_length=64)
+        created_at = DateTimeField()
+
+        class Meta:
+            table_name = "refused_calls"
+            indexes = ((("created_at",), False), (("account", "created_at"), False))
+
+    db.create_tables([RefusedCall], safe=True)
+
+
+def _dead_webhook_deliveries(db: Database) -> None:
+    """Webhook deliveries whose retries ran out are ``dead`` (the dead-letter state),
+    no longer ``failed``."""
+    db.execute_sql("UPDATE webhook_deliveries SET status = 'dead' WHERE status = 'failed'")
+
+
+def _add_otp_guesses(db: Database) -> None:
+    """Wrong verification codes per number (``OtpGuess``), for the per-number guess cap."""
+    class Frozen(Model):
+        class Meta:
+            database = db
+
+    class Account(Frozen):
+        id = AutoField()
+
+        class Meta:
+            table_name = "accounts"
+
+    class OtpGuess(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
+        to_number = CharField(max_length=32)
+        at = DateTimeField()
+
+        class Meta:
+            table_name = "otp_guesses"
+            indexes = ((("account", "to_number", "at"), False),)
+
+    db.create_tables([OtpGuess], safe=True)
+
+
+def _add_transfer_policy(db: Database) -> None:
+    """Each account's transfer policy (``gateway.calls.transfer_policy``): the number rules
+    and SIP domains it may transfer to, JSON lists; NULL means the defaults."""
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    pw_migrate.migrate(
+        migrator.add_column("accounts", "transfer_numbers", TextField(null=True)),
+        migrator.add_column("accounts", "transfer_sip_domains", TextField(null=True)),
+    )
+
+
 MIGRATIONS = [
     _create_initial_tables,
     _add_keys_agents_numbers,
     _add_call_agent_fields,
     _add_webhook_outbox,
     _add_public_calling_api,
+    _add_refused_calls,
+    _dead_webhook_deliveries,
+    _add_otp_guesses,
+    _add_transfer_policy,
 ]
 
 

@@ -7,6 +7,8 @@ recordings and the per-account rate-limit windows.
                   ``campaign_id`` column points back at it.
 ``OtpRequest``    one verification code sent by a voice call. The code is never stored:
                   only ``HMAC-SHA256(salt, code)`` with a per-request random salt.
+``OtpGuess``      one wrong code submitted for a number, across all its requests: the
+                  per-number guess cap counts these (``gateway.otp.service``).
 ``Recording``     the audio FreeSWITCH recorded for a call, as a file under the media
                   directory (``gateway.recordings``).
 ``RateLimitWindow``  requests an account made in one fixed minute; shared by every
@@ -126,6 +128,20 @@ class OtpRequest(BaseModel):
         table_name = "otp_requests"
         # Verify by number (most recent pending) and the per-number send throttle.
         indexes = ((("account", "to_number", "created_at"), False),)
+
+
+class OtpGuess(BaseModel):
+    """One wrong verification code submitted for ``to_number`` (whichever request it was
+    checked against); rows older than the cap's window are deleted as new ones come."""
+
+    id = AutoField()
+    account = ForeignKeyField(Account, backref="otp_guesses", on_delete="CASCADE", index=False)
+    to_number = CharField(max_length=32)
+    at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "otp_guesses"
+        indexes = ((("account", "to_number", "at"), False),)
 
 
 class Recording(BaseModel):

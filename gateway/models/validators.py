@@ -6,15 +6,20 @@ show the person who typed the value.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+
+from gateway import net_policy
 
 SOCKET_URL_SCHEMES = ("ws", "wss")
 WEBHOOK_URL_SCHEMES = ("http", "https")
 MAX_URL_LENGTH = 2048
 
 
-def check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
-    """``url`` stripped, if it is an absolute URL with one of ``schemes`` and a host."""
+def check_url(url: str, schemes: tuple[str, ...], what: str, *, check_host: bool = True) -> str:
+    """``url`` stripped, if it is an absolute URL with one of ``schemes`` and a host that
+    the outbound policy lets the gateway connect to (``gateway.net_policy``: a literal
+    address, or every address a name resolves to; a name that does not resolve is left
+    to the connection to refuse). ``check_host=False`` checks the syntax only, for a
+    value about to be connected to (the connection applies the policy itself)."""
     if not isinstance(url, str) or not url.strip():
         raise ValueError(f"{what} is empty")
     url = url.strip()
@@ -22,25 +27,20 @@ def check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
         raise ValueError(f"{what} is longer than {MAX_URL_LENGTH} characters")
     if any(ch.isspace() for ch in url):
         raise ValueError(f"{what} {url!r} contains whitespace")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError on a malformed port
-    except ValueError:
-        raise ValueError(f"{what} {url!r} is not a valid URL") from None
-    if parts.scheme.lower() not in schemes or not parts.hostname:
-        expected = " or ".join(f"{s}://host/…" for s in schemes)
-        raise ValueError(f"{what} {url!r} is not a valid URL; expected {expected}")
-    return url
+    if not check_host:
+        net_policy.split_url(url, schemes, what)
+        return url
+    return net_policy.check_url(url, schemes, what)
 
 
-def check_socket_url(url: str, what: str = "socket URL") -> str:
+def check_socket_url(url: str, what: str = "socket URL", *, check_host: bool = True) -> str:
     """A bot's WebSocket URL (``ws://`` or ``wss://``)."""
-    return check_url(url, SOCKET_URL_SCHEMES, what)
+    return check_url(url, SOCKET_URL_SCHEMES, what, check_host=check_host)
 
 
-def check_webhook_url(url: str, what: str = "webhook URL") -> str:
+def check_webhook_url(url: str, what: str = "webhook URL", *, check_host: bool = True) -> str:
     """A customer's HTTP endpoint (``http://`` or ``https://``)."""
-    return check_url(url, WEBHOOK_URL_SCHEMES, what)
+    return check_url(url, WEBHOOK_URL_SCHEMES, what, check_host=check_host)
 
 
 _SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
@@ -61,7 +61,7 @@ MEDIA_PROVIDERS = ("elevenlabs", "vapi")
 _PROVIDER_REF_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
 
 
-def check_media_target(value: str, what: str = "socket_url") -> str:
+def check_media_target(value: str, what: str = "socket_url", *, check_host: bool = True) -> str:
     """Where a call's media goes, in the call-control API's forms.
 
     * ``ws://…`` or ``wss://…``: a bot's WebSocket;
@@ -70,7 +70,8 @@ def check_media_target(value: str, what: str = "socket_url") -> str:
     * ``elevenlabs&<agent id>`` or ``vapi&<assistant id>``: that provider and agent.
 
     Returns the value stripped, with the provider's name in lower case; the id after
-    ``&`` is kept as given (provider ids are case-sensitive).
+    ``&`` is kept as given (provider ids are case-sensitive). A URL's host must pass the
+    outbound policy (:func:`check_url`).
     """
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{what} is empty")
@@ -90,4 +91,4 @@ def check_media_target(value: str, what: str = "socket_url") -> str:
             f"{what} {text!r} is invalid; expected a ws:// or wss:// URL, 'elevenlabs',"
             " 'vapi', 'elevenlabs&<agent id>' or 'vapi&<assistant id>'"
         )
-    return check_socket_url(text, what)
+    return check_socket_url(text, what, check_host=check_host)

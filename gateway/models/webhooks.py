@@ -11,8 +11,13 @@
 How deliveries move (``gateway.webhooks.dispatcher``)::
 
     pending ──claim──▶ delivering ──2xx──▶ delivered
-       ▲                  │ ├──410──▶ stopped
-       └──retry (backoff)─┘ └──attempts or age exhausted, URL refused──▶ failed
+     ▲ ▲                  │ ├──410──▶ stopped
+     │ └─retry (backoff)──┘ └──retry window over, URL refused──▶ dead
+     │                                                          │
+     └────────────── replay (voicegw webhooks replay) ──────────┘
+
+``dead`` is the dead-letter state: the delivery is kept with its attempts until an
+operator replays it (or purges it); ``delivered`` and ``stopped`` ones can be replayed too.
 
 While a delivery is ``delivering``, ``next_attempt_at`` is the end of the claimer's
 lease: a dispatcher that died mid-request leaves the row ``delivering``, and it is
@@ -28,11 +33,11 @@ from .calls import Call
 from .db import BaseModel
 from .fields import JSONTextField, UTCDateTimeField, utcnow
 
-DELIVERY_STATUSES = ("pending", "delivering", "delivered", "failed", "stopped")
+DELIVERY_STATUSES = ("pending", "delivering", "delivered", "dead", "stopped")
 #: A later delivery of the same call waits while an earlier one is in one of these.
 OPEN_STATUSES = ("pending", "delivering")
 #: ``webhooks replay`` accepts a delivery in one of these.
-CLOSED_STATUSES = ("delivered", "failed", "stopped")
+CLOSED_STATUSES = ("delivered", "dead", "stopped")
 
 
 class WebhookSubscription(BaseModel):

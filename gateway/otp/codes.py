@@ -4,8 +4,10 @@ A code is 4 to 8 decimal digits. Only ``HMAC-SHA256(key=salt, msg=code)`` is sto
 with 16 random bytes of salt per request: a leaked table gives no code without a
 brute force per row, and equal codes of two requests do not look equal. A code has at
 most 10**8 values, so the hash alone would not stop a determined offline attacker; what
-stops guessing online is the attempt cap and the TTL, and the stored hash keeps codes
-out of backups, logs and admin screens. Checks use ``hmac.compare_digest``.
+stops guessing online is the attempt caps (per code, and per number across codes; see
+``service``) and the TTL, and the stored hash keeps codes out of backups, logs and admin
+screens. Checks use ``hmac.compare_digest``. The call plays
+the code from audio (``readout``), so it is in no FreeSWITCH log or event either.
 """
 from __future__ import annotations
 
@@ -48,12 +50,8 @@ def matches(code: str, salt: str, code_hash: str) -> bool:
     return hmac.compare_digest(digest, code_hash) and candidate == code
 
 
-def spaced(code: str) -> str:
-    """``1234`` → ``1 2 3 4``: the speech engine then reads digits, not a number."""
-    return " ".join(code)
-
-
-def spoken_text(code: str, message: str | None = None) -> str:
-    """What the call says: the default sentence (the code twice) or the client's
-    ``message`` with every ``{code}`` replaced by the spaced digits."""
-    return (message or DEFAULT_MESSAGE).replace(CODE_TOKEN, spaced(code))
+def message_parts(message: str | None = None) -> list[str]:
+    """The words a call speaks around the code: the default sentence (the code twice) or
+    the client's ``message``, split at each ``{code}``. The code is played between two
+    parts (``gateway.otp.readout``), never spoken from text."""
+    return (message or DEFAULT_MESSAGE).split(CODE_TOKEN)

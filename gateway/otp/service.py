@@ -3,8 +3,9 @@
 Send
 ----
 ``send`` stores the request (the code only as a salted HMAC), places the call and keeps
-the sentence to speak in this process's memory until the call is answered (the
-database never holds the code; see ``codes``). A number can receive at most
+the code and the words to speak in this process's memory until the call is answered (the
+database never holds the code; see ``codes``; the call plays it from audio, see
+``readout``). A number can receive at most
 ``SEND_LIMIT`` verification calls from one account per ``SEND_WINDOW`` seconds; past
 that, ``Throttled`` (HTTP 429). The count and the new request are one transaction,
 serialised per (account, number) (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on
@@ -26,6 +27,8 @@ the verification call failed or was missed    400   Verification failed.
 already verified                              400   This code has already been used.
 attempt cap reached                           400   Too many incorrect attempts.
 expired (``ttl`` passed)                      400   This code has expired.
+the number's guess cap reached                429   Too many incorrect codes for this
+                                                    number. … (+ Retry-After)
 wrong code (the attempt is counted)           401   Incorrect code.  (+ attempts_left)
 right code (the attempt is counted)           200   Code verified.
 ============================================  ====  =====================================
@@ -33,6 +36,15 @@ right code (the attempt is counted)           200   Code verified.
 Each evaluated attempt, right or wrong, increments ``attempts`` with one conditional
 ``UPDATE … WHERE attempts < max_attempts``, so concurrent verifies can never exceed the
 cap; the wrong attempt that reaches it marks the request ``failed``.
+
+Guess cap per number: a request's own cap alone would let fresh codes bring fresh
+attempts (3 sends of 10 attempts every 10 minutes, about 4,320 guesses a day). So every
+wrong code is also noted for the number (``OtpGuess``, per account, across all its
+requests), and once ``GUESS_LIMIT`` wrong codes were given for it in the last
+``GUESS_WINDOW`` seconds, no code is checked for it, the right one included, until the
+oldest of them leaves the window: at most 20 guesses a day on one number (a 0.2 % chance
+against a 4-digit code). A code also lives at most ``MAX_TTL`` seconds. The count, the
+attempt and the note are one transaction serialised per (account, number), as for send.
 
 Status (``GET /calls/<request_id>``): ``verified``; ``failed`` (cap reached, or the call
 could not be placed or was not answered); ``expired``; else ``pending``.
@@ -52,19 +64,22 @@ from peewee import JOIN, PostgresqlDatabase
 from gateway.calls.scripts import SpeakCode
 from gateway.calls.states import FINAL
 from gateway.campaigns.runs import PlacementFailed, originate, prepare
-from gateway.models import Account, Call, OtpRequest, database, utcnow
+from gateway.models import Account, Call, OtpGuess, OtpRequest, database, utcnow
 from gateway.otp import codes
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TTL = 600
-MIN_TTL, MAX_TTL = 30, 86_400
+MIN_TTL, MAX_TTL = 30, 1_800
 DEFAULT_MAX_ATTEMPTS = 3
 MIN_ATTEMPTS, MAX_ATTEMPTS = 1, 10
 MAX_MESSAGE_LENGTH = 500
 #: Verification calls one account may send one number per window.
 SEND_LIMIT = 3
 SEND_WINDOW = 600
+#: Wrong codes one account may submit for one number per (sliding) window, across requests.
+GUESS_LIMIT = 20
+GUESS_WINDOW = 86_400
 
 VERIFIED = "Code verified."
 INCORRECT = "Incorrect code."
@@ -74,6 +89,7 @@ USED = "This code has already been used."
 NOT_FOUND = "Verification failed."
 MISSING = "A code and either request_id or number are required."
 THROTTLED = "Too many verification calls to this number. Please wait a few minutes before sending another code."
+GUESSES_CAPPED = "Too many incorrect codes for this number. Please wait before trying again."
 
 _CALL_FAILED = ("failed", "missed")
 
@@ -101,11 +117,21 @@ class VerifyOutcome:
     request: OtpRequest | None = None
     verified: bool = False
     attempts_left: int | None = None
+    retry_after: int | None = None  # seconds, with the guess cap's 429
 
 
-#: How long a placed verification call's text is kept for its answer (the originate
+#: How long a placed verification call's code is kept for its answer (the originate
 #: timeout is a minute; a call not answered by then never will be).
 SPEECH_KEEP = 900.0
+
+
+@dataclass(frozen=True)
+class Speech:
+    """What one verification call says: ``parts`` (the message's words) with ``code``
+    played between each two of them."""
+
+    code: str
+    parts: tuple[str, ...]
 
 
 class SpeechBook:
@@ -114,13 +140,13 @@ class SpeechBook:
 
     def __init__(self, keep: float = SPEECH_KEEP) -> None:
         self.keep = keep
-        self._texts: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._texts: OrderedDict[str, tuple[Speech, float]] = OrderedDict()
 
-    def put(self, call_uuid: str, text: str) -> None:
+    def put(self, call_uuid: str, speech: Speech) -> None:
         self._expire()
-        self._texts[call_uuid] = (text, time.monotonic() + self.keep)
+        self._texts[call_uuid] = (speech, time.monotonic() + self.keep)
 
-    def take(self, call_uuid: str) -> str | None:
+    def take(self, call_uuid: str) -> Speech | None:
         self._expire()
         entry = self._texts.pop(call_uuid, None)
         return entry[0] if entry else None
@@ -187,7 +213,7 @@ def send(controller, account: Account, request: SendRequest, speech: SpeechBook 
             expires_at=now + timedelta(seconds=request.ttl), call_uuid=call_uuid,
             reference_id=request.reference_id, created_at=now,
         )
-        speech.put(call_uuid, codes.spoken_text(code, request.message))
+        speech.put(call_uuid, Speech(code, tuple(codes.message_parts(request.message))))
         return None  # not a run
 
     with _locked(account.id, request.to_number):  # the throttle's count and the new rows
@@ -264,6 +290,14 @@ def verify(account: Account, code, request_id: str | None = None, number: str | 
     refused = _refusal(otp, call_status, now)
     if refused is not None:
         return refused
+    with _locked(account.id, otp.to_number):  # the guess count, the attempt and its note
+        return _check(account.id, otp, code, call_status, now)
+
+
+def _check(account_id: int, otp: OtpRequest, code: str, call_status: str | None, now: datetime) -> VerifyOutcome:
+    capped_for = _guess_cap(account_id, otp.to_number, now)
+    if capped_for is not None:
+        return VerifyOutcome(429, GUESSES_CAPPED, otp, retry_after=capped_for)
     counted = list(OtpRequest.update(attempts=OtpRequest.attempts + 1)
                    .where((OtpRequest.id == otp.id) & (OtpRequest.status == "pending")
                           & (OtpRequest.attempts < OtpRequest.max_attempts))
@@ -280,11 +314,30 @@ def verify(account: Account, code, request_id: str | None = None, number: str | 
             return VerifyOutcome(400, USED, otp)
         otp.status, otp.verified_at = "verified", now
         return VerifyOutcome(200, VERIFIED, otp, verified=True)
+    _note_guess(account_id, otp.to_number, now)
     left = max(0, otp.max_attempts - otp.attempts)
     if left == 0:
         OtpRequest.update(status="failed").where((OtpRequest.id == otp.id) & (OtpRequest.status == "pending")).execute()
         otp.status = "failed"
     return VerifyOutcome(401, INCORRECT, otp, attempts_left=left)
+
+
+def _guess_cap(account_id: int, number: str, now: datetime) -> int | None:
+    """None while the number may be guessed; else the seconds until the oldest wrong code
+    of the window leaves it (at least 1)."""
+    window = ((OtpGuess.account == account_id) & (OtpGuess.to_number == number)
+              & (OtpGuess.at > now - timedelta(seconds=GUESS_WINDOW)))
+    if OtpGuess.select().where(window).count() < GUESS_LIMIT:
+        return None
+    oldest = OtpGuess.select(OtpGuess.at).where(window).order_by(OtpGuess.at).first().at
+    return max(1, int((oldest + timedelta(seconds=GUESS_WINDOW) - now).total_seconds()) + 1)
+
+
+def _note_guess(account_id: int, number: str, now: datetime) -> None:
+    """Note a wrong code for the number, and forget the number's notes the window has left."""
+    OtpGuess.delete().where((OtpGuess.account == account_id) & (OtpGuess.to_number == number)
+                            & (OtpGuess.at <= now - timedelta(seconds=GUESS_WINDOW))).execute()
+    OtpGuess.create(account=account_id, to_number=number, at=now)
 
 
 def _refusal(otp: OtpRequest, call_status: str | None, now: datetime) -> VerifyOutcome | None:
@@ -301,16 +354,16 @@ def _refusal(otp: OtpRequest, call_status: str | None, now: datetime) -> VerifyO
 
 def script_for(controller, call: Call, speech: SpeechBook = SPEECH) -> SpeakCode | None:
     """The script of an answered verification call, or None if ``call`` is not one. If
-    this process does not hold the call's text (placed elsewhere, or before a restart),
+    this process does not hold the call's code (placed elsewhere, or before a restart),
     the call is hung up and the request can only fail: the code exists nowhere else."""
     if call.surface != "public" or call.campaign_id is not None:
         return None
     otp = OtpRequest.get_or_none(OtpRequest.call_uuid == call.uuid)
     if otp is None:
         return None
-    text = speech.take(call.uuid)
-    if text is None:
-        logger.warning("call %s: verification text not held by this process; hanging up", call.uuid)
+    said = speech.take(call.uuid)
+    if said is None:
+        logger.warning("call %s: verification code not held by this process; hanging up", call.uuid)
         OtpRequest.update(status="failed").where((OtpRequest.id == otp.id) & (OtpRequest.status == "pending")).execute()
-        return SpeakCode(controller, call.uuid, call.node, text="")
-    return SpeakCode(controller, call.uuid, call.node, text=text)
+        return SpeakCode(controller, call.uuid, call.node)
+    return SpeakCode(controller, call.uuid, call.node, code=said.code, parts=list(said.parts))

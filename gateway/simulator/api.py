@@ -316,16 +316,70 @@ def uuid_dump(sim, args):
 
 @command("status")
 def status(sim, args):
+    """mod_commands ``status_function``: "per Sec" is the last second's budget use
+    (``sps_last``), "out of max" the sessions-per-second limit, then max-sessions."""
     s = sim.stats()
     return (f"UP {uptime_text(now_us() - sim.core.started_us)}\n"
             f"FreeSWITCH (Version {FS_VERSION_LONG}) is ready\n"
             f"{s['since_startup']} session(s) since startup\n"
             f"{s['count']} session(s) - peak {s['peak']}, last 5min {s['peak_5min']} \n"
-            f"{s['per_sec']} session(s) per Sec out of max 30, peak {s['per_sec_peak']}, "
-            f"last 5min {s['per_sec_5min']} \n"
-            f"1000 session(s) max\n"
+            f"{s['per_sec']} session(s) per Sec out of max {sim.throttle.sessions_per_second}, "
+            f"peak {s['per_sec_peak']}, last 5min {s['per_sec_5min']} \n"
+            f"{_int32(sim.throttle.max_sessions)} session(s) max\n"
             f"min idle cpu 0.00/99.00\n"
             f"Current Stack Size/Max 240K/8192K\n")
+
+
+CTL_SYNTAX = (
+    "[api_expansion [on|off]|recover|send_sighup|hupall|pause [inbound|outbound]|resume [inbound|outbound]|"
+    "shutdown [cancel|elegant|asap|now|restart]|sps|sps_peak_reset|sync_clock|sync_clock_when_idle|reclaim_mem|"
+    "max_sessions|min_dtmf_duration [num]|max_dtmf_duration [num]|default_dtmf_duration [num]|min_idle_cpu|"
+    "loglevel [level]|debug_level [level]|mdns_resolve [enable|disable]]"
+)
+
+
+@command("fsctl")
+def fsctl(sim, args):
+    """mod_commands ``ctl_function``, its session-limit subcommands only (``sps [n]``,
+    ``max_sessions [n]``, ``last_sps``, ``sps_peak_reset``); the others answer as an
+    unknown subcommand does.  A value is read with ``atoi``; 0 (or no value) only reads."""
+    if not args:
+        return f"-USAGE: {CTL_SYNTAX}\n"
+    argv = split_args(args)
+    sub = argv[0].lower()
+    value = _atoi(argv[1]) if len(argv) > 1 else 0
+    t = sim.throttle
+    if sub == "sps":
+        if value > 0:
+            t.sessions_per_second = value
+        return f"+OK sessions per second: {t.sessions_per_second}\n"
+    if sub == "max_sessions":
+        if value:
+            t.max_sessions = value & 0xFFFFFFFF  # switch_core_session_limit takes a uint32_t
+        return f"+OK max sessions: {_int32(t.max_sessions)}\n"
+    if sub == "last_sps":
+        return f"+OK last sessions per second: {t.last}\n"
+    if sub == "sps_peak_reset":
+        t.peak = 0
+        return "+OK max sessions per second counter reset\n"
+    return f"-ERR Invalid command\nUSAGE: fsctl {CTL_SYNTAX}\n"
+
+
+def _int32(value: int) -> int:
+    """An unsigned 32-bit value printed with ``%d``."""
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _atoi(text: str) -> int:
+    """C's ``atoi``: an optional sign and the leading digits; 0 when there are none."""
+    text = text.lstrip()
+    sign = -1 if text[:1] == "-" else 1
+    digits = ""
+    for ch in text[1:] if text[:1] in "+-" else text:
+        if not ch.isdigit():
+            break
+        digits += ch
+    return sign * int(digits) if digits else 0
 
 
 def uptime_text(us: int) -> str:

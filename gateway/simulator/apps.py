@@ -144,14 +144,34 @@ def endless_playback(s, arg):
 
 @app("speak")
 def speak(s, arg):
-    """``speak <engine>|<voice>|<text>``: what was spoken is kept in ``channel.spoken``."""
+    """``speak <engine>|<voice>|<text>``: what was spoken is kept in ``channel.spoken``.
+
+    mod_dptools ``speak_function`` splits the (expanded) argument on ``|`` into at most
+    three, the text being the rest unsplit; ``switch_core_speech_feed_tts`` skips leading
+    spaces and takes a leading ``{name=value,…}`` as TTS parameters, not as words."""
     parts = arg.split("|", 2)
-    text = parts[2] if len(parts) == 3 else parts[-1]
+    text = (parts[2] if len(parts) == 3 else parts[-1]).lstrip(" ")
+    if text.startswith("{"):
+        end = _end_paren(text)
+        text = text[end + 1:] if end is not None else ""
     s.channel.spoken.append(text)
     seconds = s.sim.speak_seconds(text)
     why = s.wait(seconds)
     if why == "break":
         s.break_requested = False
+
+
+def _end_paren(text: str) -> int | None:
+    """``switch_find_end_paren`` for ``{``/``}``: the index of the brace closing the first."""
+    depth = 0
+    for index, ch in enumerate(text):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
 
 
 @app("say")

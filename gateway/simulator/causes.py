@@ -2,7 +2,8 @@
 
 Facts: FreeSWITCH ``switch_types.h`` (enum values) and ``switch_channel.c`` (``CAUSE_CHART``,
 ``switch_channel_str2cause``, ``switch_channel_cause_q850``); mod_sofia
-``sofia_glue_sip_cause_to_freeswitch`` (research/freeswitch.md §1.11).
+``sofia_glue_sip_cause_to_freeswitch`` (research/freeswitch.md §1.11) and
+``hangup_cause_to_sip`` (mod_sofia.c).
 """
 
 from __future__ import annotations
@@ -51,12 +52,39 @@ SIP_PHRASES: dict[int, str] = {
     200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
     404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable", 407: "Proxy Authentication Required",
     408: "Request Timeout", 410: "Gone", 415: "Unsupported Media Type", 480: "Temporarily Unavailable",
-    481: "Call/Transaction Does Not Exist", 484: "Address Incomplete", 485: "Ambiguous", 486: "Busy Here",
+    481: "Call/Transaction Does Not Exist", 483: "Too Many Hops", 484: "Address Incomplete",
+    485: "Ambiguous", 486: "Busy Here",
     487: "Request Terminated", 488: "Not Acceptable Here", 500: "Server Internal Error",
     501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Server Time-out",
     600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere", 606: "Not Acceptable",
     607: "Unwanted", 608: "Rejected",
 }
+
+
+# Cause -> the SIP final response mod_sofia sends when it hangs up an unanswered inbound
+# call (``hangup_cause_to_sip`` in mod_sofia.c, FreeSWITCH 1.10: RFC 4497 plus a few
+# custom mappings); any other cause gets 480.
+CAUSE_TO_SIP: dict[str, int] = {
+    "UNALLOCATED_NUMBER": 404, "NO_ROUTE_TRANSIT_NET": 404, "NO_ROUTE_DESTINATION": 404,
+    "USER_BUSY": 486, "NO_USER_RESPONSE": 408, "NO_ANSWER": 480, "SUBSCRIBER_ABSENT": 480,
+    "CALL_REJECTED": 603, "NUMBER_CHANGED": 410, "REDIRECTION_TO_NEW_DESTINATION": 410,
+    "DESTINATION_OUT_OF_ORDER": 502, "INVALID_PROFILE": 502, "INVALID_NUMBER_FORMAT": 484,
+    "INVALID_URL": 484, "INVALID_GATEWAY": 484, "FACILITY_REJECTED": 501, "NORMAL_UNSPECIFIED": 480,
+    "REQUESTED_CHAN_UNAVAIL": 503, "NORMAL_CIRCUIT_CONGESTION": 503, "NETWORK_OUT_OF_ORDER": 503,
+    "NORMAL_TEMPORARY_FAILURE": 503, "SWITCH_CONGESTION": 503, "GATEWAY_DOWN": 503,
+    "OUTGOING_CALL_BARRED": 403, "INCOMING_CALL_BARRED": 403, "BEARERCAPABILITY_NOTAUTH": 403,
+    "BEARERCAPABILITY_NOTAVAIL": 503, "BEARERCAPABILITY_NOTIMPL": 488, "INCOMPATIBLE_DESTINATION": 488,
+    "FACILITY_NOT_IMPLEMENTED": 501, "SERVICE_NOT_IMPLEMENTED": 501, "RECOVERY_ON_TIMER_EXPIRE": 504,
+    "ORIGINATOR_CANCEL": 487, "EXCHANGE_ROUTING_ERROR": 483, "BUSY_EVERYWHERE": 600, "DECLINE": 603,
+    "DOES_NOT_EXIST_ANYWHERE": 604, "NOT_ACCEPTABLE": 606, "UNWANTED": 607,
+}
+
+
+def refusal_response(cause: str) -> tuple[int, str]:
+    """The SIP status and reason phrase FreeSWITCH answers an unanswered inbound INVITE
+    with when the channel is hung up with ``cause``."""
+    status = CAUSE_TO_SIP.get(cause, 480)
+    return status, SIP_PHRASES.get(status, "Unknown")
 
 
 def str2cause(text: str | None) -> str:

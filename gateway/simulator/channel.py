@@ -164,8 +164,8 @@ class Codec:
 
 
 class Channel:
-    """A live channel.  Tests read ``state``, ``variables``, ``played``, ``spoken``,
-    ``dtmf`` (digits received), ``recordings`` and ``events`` (names fired, in order)."""
+    """A live channel.  Tests read ``state``, ``variables``, ``played``, ``played_audio``,
+    ``spoken``, ``dtmf`` (digits received), ``recordings`` and ``events`` (names fired, in order)."""
 
     def __init__(self, core: Core, uuid: str, name: str, direction: str, profile: CallerProfile,
                  endpoint: str = "sofia") -> None:
@@ -195,6 +195,7 @@ class Channel:
         self.spoken: list[str] = []
         self.dtmf: list[str] = []
         self.recordings: list[str] = []
+        self.played_audio: list[bytes] = []  # PCM of the WAV files played (Simulator.keep_played_audio)
         self.sent_dtmf: list[str] = []
         # runtime bookkeeping
         self.destroyed = False

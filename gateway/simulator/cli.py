@@ -3,7 +3,7 @@
 ``add_subparser(subparsers)`` registers::
 
     simulator --listen 127.0.0.1:8021 --password ClueCon [--answer-delay MS] [--dialplan DIR]
-              [--gateway NAME ...] [--heartbeat SECONDS]
+              [--gateway NAME ...] [--heartbeat SECONDS] [--sps N] [--max-sessions N]
 
 and it runs until SIGINT/SIGTERM.
 """
@@ -18,6 +18,7 @@ import gevent
 from gevent.event import Event
 
 from .simulator import Simulator
+from .throttle import DEFAULT_MAX_SESSIONS, DEFAULT_SESSIONS_PER_SECOND
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,12 @@ def _listen(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise argparse.ArgumentTypeError("expected HOST:PORT, e.g. 127.0.0.1:8021")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _at_least_one(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
 
 
 def add_subparser(subparsers) -> argparse.ArgumentParser:
@@ -44,6 +51,11 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
                         help="a known sofia gateway name (repeatable; default: carrier)")
     parser.add_argument("--heartbeat", type=float, default=20.0, metavar="SECONDS",
                         help="HEARTBEAT interval (default 20)")
+    parser.add_argument("--sps", type=_at_least_one, default=DEFAULT_SESSIONS_PER_SECOND, metavar="N",
+                        help="switch.conf.xml's sessions-per-second: a budget refilled every second, of which "
+                             f"N-1 new sessions can start (default {DEFAULT_SESSIONS_PER_SECOND})")
+    parser.add_argument("--max-sessions", type=_at_least_one, default=DEFAULT_MAX_SESSIONS, metavar="N",
+                        help=f"switch.conf.xml's max-sessions: sessions up at once (default {DEFAULT_MAX_SESSIONS})")
     parser.set_defaults(func=run)
     return parser
 
@@ -52,7 +64,8 @@ def run(args) -> int:
     host, port = args.listen
     sim = Simulator(host=host, port=port, password=args.password, gateways=tuple(args.gateways or ("carrier",)),
                     dialplan_dir=args.dialplan, answer_delay=args.answer_delay / 1000.0,
-                    heartbeat_interval=args.heartbeat)
+                    heartbeat_interval=args.heartbeat, sessions_per_second=args.sps,
+                    max_sessions=args.max_sessions)
     sim.start()
     logger.info("FreeSWITCH simulator listening on %s:%d", host, sim.port)
     print(f"FreeSWITCH simulator listening on {host}:{sim.port} (Core-UUID {sim.core.uuid})", flush=True)

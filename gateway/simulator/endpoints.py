@@ -53,6 +53,8 @@ class SipDialog:
         self.local_media_port = random.randrange(16384, 32768, 2)
         self.remote_media_port = random.randrange(6000, 7000, 2)
         self.ssrc = str(random.randint(1 << 30, (1 << 32) - 1))
+        # The final response FreeSWITCH sent to an INVITE it refused (inbound, unanswered).
+        self.refused_with: tuple[int, str] | None = None
 
     @property
     def hostport(self) -> str:

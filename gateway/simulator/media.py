@@ -47,6 +47,17 @@ def playback_seconds(path: str, default: float) -> float | None:
     return default
 
 
+def wav_pcm(path: str) -> bytes | None:
+    """The audio frames of a WAV file ``playback`` opened (None if it is not one here)."""
+    if not path.lower().endswith(".wav") or not os.path.isfile(path):
+        return None
+    try:
+        with wave.open(path, "rb") as wav:
+            return wav.readframes(wav.getnframes())
+    except (wave.Error, OSError, EOFError):
+        return None
+
+
 def tone_seconds(script: str) -> float | None:
     loops = 1
     total_ms = 0

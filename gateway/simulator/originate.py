@@ -20,6 +20,15 @@ Placing a leg (event orders from the captures, "Order seen" in fs-captures/READM
 * loopback: CHANNEL_UUID (with origination_uuid) first, and a B leg that runs the dialplan;
 * originate returns on answer, or on early media unless ``ignore_early_media=true``
   (``return_ring_ready=true`` also accepts ringing).
+
+Every leg first asks the switch's session limits (``throttle.py``), as the endpoints do
+before anything else: a refused sofia leg, or a refused loopback A leg, fails with
+``DESTINATION_OUT_OF_ORDER`` and no channel (mod_sofia ``sofia_outgoing_channel`` and
+mod_loopback ``channel_outgoing_channel`` return that cause when
+``switch_core_session_request`` gives them nothing), so a sofia leg is refused before its
+gateway name is even looked at.  A loopback B leg is requested in the A leg's
+``channel_on_init``; when it is refused the A leg stays in its first state and nothing
+answers it, so the originate ends at its timeout.
 """
 
 from __future__ import annotations
@@ -212,6 +221,8 @@ class Dialer:
     # -- sofia ------------------------------------------------------------------------------
     def _sofia(self, uuid, tech, rest, variables, context, cid_name, cid_num, early_ok):
         sim = self.sim
+        if not sim.request_session():
+            raise DialError("DESTINATION_OUT_OF_ORDER")
         gateway = None
         profile_name = "external"
         if tech == "user":
@@ -251,6 +262,8 @@ class Dialer:
     # -- loopback ---------------------------------------------------------------------------
     def _loopback(self, uuid, rest, variables, cid_name, cid_num, early_ok, set_uuid):
         sim = self.sim
+        if not sim.request_session():
+            raise DialError("DESTINATION_OUT_OF_ORDER")
         parts = rest.split("/")
         exten = parts[0]
         context = parts[1] if len(parts) > 1 and parts[1] else "default"
@@ -258,13 +271,20 @@ class Dialer:
         a = self._new_channel(uuid, f"loopback/{exten}-a", "outbound", "loopback", exten, context, cid_name,
                               cid_num, source="mod_loopback", callee_num=context, dialplan=dialplan)
         a_session = sim._session(a)
+        from .session import L16
+
+        if not sim.request_session():  # the B leg, asked for in the A leg's channel_on_init
+            a.codec = L16
+            a.running_state, a.state_number = "CS_NONE", 1
+            a.set_vars(endpoints.loopback_a_initial(a))
+            a.fire("CHANNEL_OUTGOING")
+            self._init_states(a, [], routed=False)
+            return a_session
         b_uuid = str(uuidlib.uuid4())
         b = self._new_channel(b_uuid, f"loopback/{exten}-b", "inbound", "loopback", exten, context, cid_name,
                               cid_num, source="mod_loopback", callee_num=context, dialplan=dialplan)
         b_session = sim._session(b)
         a_session.partner, b_session.partner = b_session, a_session
-        from .session import L16
-
         a.codec = b.codec = L16
         a.running_state, a.state_number = "CS_NONE", 1
         a.set_vars(endpoints.loopback_a_initial(a))
@@ -300,12 +320,16 @@ class Dialer:
         sim._add_channel(ch)
         return ch
 
-    def _init_states(self, ch: Channel, create_vars) -> None:
+    def _init_states(self, ch: Channel, create_vars, routed: bool = True) -> None:
+        """CS_INIT (CHANNEL_CREATE, CHANNEL_ORIGINATE), then routing; a leg whose endpoint
+        failed its on_init (``routed=False``) stays in CS_INIT."""
         ch.set_running_state("CS_INIT", 1)
         ch.state_number = 2
         ch.set_vars(create_vars)
         ch.fire("CHANNEL_CREATE")
         ch.fire("CHANNEL_ORIGINATE")
+        if not routed:
+            return
         ch.set_running_state("CS_ROUTING", 2)
         ch.set_running_state("CS_CONSUME_MEDIA", 7)
 

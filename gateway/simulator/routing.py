@@ -12,18 +12,31 @@ built-in router stands in:
 
 ``inline`` dialplans (``uuid_transfer <uuid> 'playback:/x.wav,park' inline``) are parsed
 here: a comma list of ``app:arg`` (``m:<sep>:`` changes the separator).
+
+An application's argument is expanded when the application runs (:meth:`Router.expand`),
+as ``switch_core_session_exec`` does, unless the channel sets ``app_disable_expand_variables``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
+
+from .dialplan import PROFILE_FIELDS, expand_variables
 
 logger = logging.getLogger(__name__)
 
 App = tuple[str, str]
-_VAR = re.compile(r"\$\{([^}]+)\}")
+
+
+def _switch_true(value: str | None) -> bool:
+    """FreeSWITCH's ``switch_true``: yes/on/true/t/enabled/active/allow or a non-zero number."""
+    if value is None:
+        return False
+    text = value.strip().lower()
+    if text in ("yes", "on", "true", "t", "enabled", "active", "allow"):
+        return True
+    return text.lstrip("+-").isdigit() and int(text) != 0
 
 
 def parse_inline(spec: str) -> list[App]:
@@ -73,12 +86,31 @@ class Router:
         return apps
 
     def expand(self, ch, text: str) -> str:
-        """``${var}`` in application data, expanded when the application runs."""
-        if "${" not in text:
+        """An application's argument as the application receives it.
+
+        ``switch_channel_expand_variables_check`` (1.10.12 ``switch_channel.c``, modelled by
+        ``dialplan.expand_variables``): ``${name}`` and ``$${name}`` read the channel's
+        variable, else the caller profile's field, else the global variable
+        (``switch_channel_get_variable_dup``), so ``${esl_password}`` gives the ESL password;
+        ``${api args}`` / ``${api(args)}`` gives ``<API Execute Permission Denied>``
+        (``api-expansion=false``, as the shipped ``switch.conf.xml`` sets); ``\\$``, ``\\\\``
+        and ``\\'`` are unescaped. ``app_disable_expand_variables`` true leaves it alone."""
+        if _switch_true(ch.variables.get("app_disable_expand_variables")):
             return text
         if self.dialplan is not None and hasattr(self.dialplan, "expand"):
             return self.dialplan.expand(ch, text)
-        return _VAR.sub(lambda m: ch.variables.get(m.group(1), ""), text)
+        return expand_variables(text, lambda name: self._lookup(ch, name))
+
+    def _lookup(self, ch, name: str) -> str | None:
+        lower = name.lower()  # event headers are looked up without regard to case
+        for key, value in ch.variables.items():
+            if key.lower() == lower:
+                return value
+        if name in PROFILE_FIELDS:
+            value = getattr(ch.profile, name, None)
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
+                return str(value)
+        return self.sim.global_vars.get(name)
 
     @staticmethod
     def _prefix(context: str) -> list[App]:

@@ -64,6 +64,12 @@ class Listener:
             self.queue.append(event)
             self.wakeup.set()
 
+    def deliver_log(self, line) -> None:
+        """``socket_logger``: a ``logs.LogLine`` goes to a connection whose ``log`` level takes it."""
+        if self.authed and not self.closed and self.log_level is not None and line.level <= self.log_level:
+            self.queue.append(line)
+            self.wakeup.set()
+
     # -- writing --------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         if self.closed:
@@ -145,6 +151,8 @@ class Listener:
                     break
                 if not data:
                     break
+                if self.sim.received is not None:
+                    self.sim.received += data
                 try:
                     commands = self.reader.feed(data)
                 except ProtocolError:

@@ -30,8 +30,8 @@ from collections import deque
 import gevent
 from gevent.event import Event as GEvent
 
-from . import endpoints, media
-from .causes import q850, str2cause
+from . import endpoints, logs, media
+from .causes import q850, refusal_response, str2cause
 from .channel import Channel, Codec
 from .core import date_local, now_us
 
@@ -68,6 +68,8 @@ class Session:
         self.timers: list[gevent.Greenlet] = []
         self.caller_audio = b""
         self.in_app: str | None = None
+        # switch_core_session_stack_count: 1 while queued messages run (switch_ivr_parse_all_events)
+        self.depth = 0
 
     # -- signalling -----------------------------------------------------------------------
     def signal(self) -> None:
@@ -184,6 +186,7 @@ class Session:
         tail = [("Application-UUID", app_uuid), ("Application-UUID-Name", app_uuid_name or "")]
         ch.current_app, ch.current_app_data = app, arg
         ch.last_app = (app, arg)
+        self.sim.log(logs.execute_line(self.depth, ch.name, app, arg, ch.uuid))
         ch.fire("CHANNEL_EXECUTE", post=app_headers + tail)
         ch.set_var("current_application", app)
         previous, self.in_app = self.in_app, app
@@ -199,6 +202,13 @@ class Session:
             self.process_one()
 
     def process_one(self) -> None:
+        self.depth += 1
+        try:
+            self._process_one()
+        finally:
+            self.depth -= 1
+
+    def _process_one(self) -> None:
         msg = self.messages.popleft()
         ch = self.channel
         command = msg.get("command", "execute")
@@ -257,7 +267,13 @@ class Session:
         ch.set_var("current_application", self.in_app or "playback")
         ch.fire("PLAYBACK_START", post=head)
         ch.played.append(clean)
+        if self.sim.keep_played_audio:
+            audio = media.wav_pcm(clean)
+            if audio is not None:
+                ch.played_audio.append(audio)
         seconds = media.playback_seconds(clean, self.sim.default_play_seconds)
+        if seconds is not None:
+            seconds /= self.sim.play_speed
         started = time.monotonic()
         why = self.wait(seconds, dtmf=self.in_app in ("play_and_get_digits", "read"))
         elapsed = time.monotonic() - started
@@ -475,6 +491,9 @@ class Session:
                 ch.set_vars(endpoints.rtp_stats(seconds))
             elif ch.direction == "inbound" and not ch.get_var("sip_hangup_disposition"):
                 ch.set_var("sip_hangup_disposition", "recv_cancel" if self.remote_hangup else "send_refuse")
+                if not self.remote_hangup and self.dialog is not None:
+                    # mod_sofia's sofia_on_hangup answers the INVITE with the cause's SIP status
+                    self.dialog.refused_with = refusal_response(cause)
         elif ch.endpoint == "loopback":
             ch.set_var("is_loopback", "1")
         ch.fire("CHANNEL_HANGUP_COMPLETE", pre=[("Hangup-Cause", cause)])

@@ -10,7 +10,6 @@ import logging
 import socket
 import time
 import uuid as uuidlib
-from collections import deque
 
 import gevent
 from gevent.event import Event as GEvent
@@ -24,6 +23,7 @@ from .outcomes import Outcome, outcome_for
 from .routing import Router
 from .server import EslServer
 from .session import Session
+from .throttle import DEFAULT_MAX_SESSIONS, DEFAULT_SESSIONS_PER_SECOND, Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,10 @@ EMULATED_MODULES = (
     "mod_event_socket", "mod_sofia", "mod_loopback", "mod_commands", "mod_dptools", "mod_dialplan_xml",
     "mod_sndfile", "mod_tone_stream", "mod_say_en", "mod_flite", "mod_audio_stream",
 )
+
+
+class SessionRefused(Exception):
+    """An inbound call the switch refused at its session limits (``throttle.py``)."""
 
 
 class Simulator:
@@ -46,7 +50,9 @@ class Simulator:
                  heartbeat_interval: float = 20.0, *, remote_hangup_delay: float = 1.0,
                  default_play_seconds: float = 0.5, speak_chars_per_second: float = 15.0,
                  hostname: str | None = None, local_ip: str = "127.0.0.1", write_delay: float = 0.0,
-                 auth_timeout: float = 25.0, dtmf_interval: float = 0.02, history_limit: int = 10_000) -> None:
+                 auth_timeout: float = 25.0, dtmf_interval: float = 0.02, history_limit: int = 10_000,
+                 sessions_per_second: int = DEFAULT_SESSIONS_PER_SECOND,
+                 max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
         self.host = host
         self.requested_port = port
         self.port: int | None = None
@@ -66,7 +72,14 @@ class Simulator:
         self.auth_timeout = auth_timeout
         self.dtmf_interval = dtmf_interval
         self.history_limit = history_limit
-        self.global_vars: dict[str, str] = {"hostname": self.hostname, "local_ip_v4": local_ip}
+        #: switch.conf.xml's sessions-per-second and max-sessions, applied at every start
+        self.sessions_per_second = sessions_per_second
+        self.max_sessions = max_sessions
+        self.throttle = Throttle(sessions_per_second, max_sessions)
+        # The shipped event_socket.conf.xml takes its password from the global esl_password
+        # (vars.xml), so a switch configured that way holds its ESL password in that global.
+        self.global_vars: dict[str, str] = {"hostname": self.hostname, "local_ip_v4": local_ip,
+                                            "esl_password": password}
         self.router = Router(self, dialplan_dir)
         #: what ``module_exists`` answers true for: the modules this simulator stands in for
         self.modules: set[str] = set(EMULATED_MODULES)
@@ -78,18 +91,23 @@ class Simulator:
         self.history: dict[str, Channel] = {}
         self.gateway_calls: dict[str, int] = {}
         self.listeners: list = []
+        #: Set to a bytearray to keep every byte ESL clients send (tests read the wire).
+        self.received: bytearray | None = None
+        #: True: each channel keeps the audio of the WAV files it played (``played_audio``).
+        self.keep_played_audio = False
+        #: How many times faster than real time playback runs (tests shorten long files).
+        self.play_speed = 1.0
         self.core = Core(self.hostname, local_ip)
         self._server: EslServer | None = None
         self._heartbeat: gevent.Greenlet | None = None
+        self._timer: gevent.Greenlet | None = None
         self._stopped = GEvent()
         self._reading_allowed = GEvent()
         self._reading_allowed.set()
         self._changed = GEvent()
         self._waiters = 0
         self._session_counter = 0
-        self._created: deque[float] = deque()
         self._peak = 0
-        self._per_sec_peak = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "Simulator":
@@ -104,6 +122,8 @@ class Simulator:
         self._server = EslServer(self, self.host, port)
         self.port = self._server.start()
         self._session_counter = 0
+        self.throttle = Throttle(self.sessions_per_second, self.max_sessions)
+        self._timer = gevent.spawn(self._timer_loop)
         if self.heartbeat_interval and self.heartbeat_interval > 0:
             self._heartbeat = gevent.spawn(self._heartbeat_loop)
         return self
@@ -118,6 +138,9 @@ class Simulator:
         if self._heartbeat is not None:
             self._heartbeat.kill(block=False)
             self._heartbeat = None
+        if self._timer is not None:
+            self._timer.kill(block=False)
+            self._timer = None
         for listener in list(self.listeners):
             listener.crash()
         self.listeners.clear()
@@ -187,7 +210,13 @@ class Simulator:
                        caller_port: int = 5091) -> str:
         """An inbound SIP call to ``did`` (sofia/external): routed through the dialplan
         (context ``public``), or parked (after an answer when ``answer=True``) by the
-        built-in router.  Returns the channel uuid."""
+        built-in router.  Returns the channel uuid.
+
+        Raises ``SessionRefused`` when the switch is at its session limits: sofia answers
+        that INVITE ``503 Maximum Calls In Progress`` and no channel is created (sofia.c
+        ``sofia_event_callback``)."""
+        if not self.request_session():
+            raise SessionRefused("503 Maximum Calls In Progress")
         uuid = str(uuidlib.uuid4())
         name = f"sofia/external/{caller_number}@{caller_ip}:{caller_port}"
         now = now_us()
@@ -298,11 +327,14 @@ class Simulator:
                        body=body, prefix=[("Event-Subclass", subclass)] if subclass and known == "CUSTOM" else ())
 
     def stats(self) -> dict[str, int]:
-        second = int(time.monotonic())
-        last_sec = sum(n for t, n in self._created if t >= second - 1)
+        t = self.throttle
         return {"since_startup": self._session_counter, "count": len(self.channels), "peak": self._peak,
-                "peak_5min": self._peak, "per_sec": last_sec, "per_sec_peak": self._per_sec_peak,
-                "per_sec_5min": self._per_sec_peak}
+                "peak_5min": self._peak, "per_sec": t.last, "per_sec_peak": t.peak, "per_sec_5min": t.peak_fivemin}
+
+    def request_session(self) -> bool:
+        """``switch_core_session_request_uuid``'s limits, asked once for every session about
+        to be created (``throttle.py``); False: the switch refuses it."""
+        return self.throttle.request(len(self.channels))
 
     # -- internals ---------------------------------------------------------------------------
     def _live(self, uuid: str) -> Channel:
@@ -313,14 +345,6 @@ class Simulator:
 
     def _next_session_id(self) -> int:
         self._session_counter += 1
-        second = int(time.monotonic())
-        if self._created and self._created[-1][0] == second:
-            self._created[-1][1] += 1
-        else:
-            self._created.append([second, 1])
-            while self._created and self._created[0][0] < second - 300:
-                self._created.popleft()
-        self._per_sec_peak = max(self._per_sec_peak, self._created[-1][1])
         return self._session_counter
 
     def _session(self, ch: Channel, dialog=None) -> Session:
@@ -393,6 +417,14 @@ class Simulator:
         session.messages.append(message)
         session.signal()
 
+    def _timer_loop(self) -> None:
+        """The timer thread's once-a-second refill of the session budget."""
+        while True:
+            gevent.sleep(1.0)
+            self.throttle.tick()
+            if self._waiters:
+                self._notify()
+
     def _heartbeat_loop(self) -> None:
         while True:
             gevent.sleep(self.heartbeat_interval)
@@ -405,7 +437,8 @@ class Simulator:
         headers = [
             ("Event-Info", "System Ready"), ("Up-Time", api_commands.uptime_text(up_us)),
             ("FreeSWITCH-Version", FS_VERSION), ("Uptime-msec", str(up_us // 1000)),
-            ("Session-Count", str(s["count"])), ("Max-Sessions", "1000"), ("Session-Per-Sec", "30"),
+            ("Session-Count", str(s["count"])), ("Max-Sessions", str(self.throttle.max_sessions)),
+            ("Session-Per-Sec", str(self.throttle.remaining_unsigned)),
             ("Session-Per-Sec-Last", str(s["per_sec"])), ("Session-Per-Sec-Max", str(s["per_sec_peak"])),
             ("Session-Per-Sec-FiveMin", str(s["per_sec_5min"])), ("Session-Since-Startup", str(s["since_startup"])),
             ("Session-Peak-Max", str(s["peak"])), ("Session-Peak-FiveMin", str(s["peak_5min"])),
@@ -416,6 +449,11 @@ class Simulator:
         core.fire("RE_SCHEDULE", ("switch_scheduler.c", "switch_scheduler_execute", 73),
                   lambda: [("Task-ID", "1"), ("Task-Desc", "heartbeat"), ("Task-Group", "core"),
                            ("Task-Runtime", str(runtime))])
+
+    def log(self, line) -> None:
+        """Send a ``logs.LogLine`` FreeSWITCH writes to every connection that asked for it."""
+        for listener in list(self.listeners):
+            listener.deliver_log(line)
 
     def speak_seconds(self, text: str) -> float:
         return max(0.2, len(text) / self.speak_chars_per_second) if self.speak_chars_per_second else 0.0

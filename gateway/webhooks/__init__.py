@@ -5,7 +5,7 @@ the provider completion ingest.
 module             what
 =================  =======================================================================
 ``signing``        canonical JSON, ``X-Signature: sha256=…``, ``X-Webhook-Signature: t=…,v1=…``
-``urls``           which customer URLs may be called (SSRF guard, admin allowlist)
+``urls``           webhook URLs and HTTP sessions to checked addresses (``gateway.net_policy``)
 ``events``         pure builders of each surface's event bodies and headers
 ``subscriptions``  which events an account receives, and where
 ``outbox``         ``outbox_hook`` (controller transaction hook), enqueue, replay

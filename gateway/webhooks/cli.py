@@ -2,15 +2,21 @@
 
 ::
 
-    voicegw webhooks list [--account A] [--status pending|delivering|delivered|failed|stopped]
-                          [--call UUID] [--limit 50]
+    voicegw webhooks list [--account A] [--status pending|delivering|delivered|dead|stopped | --dead]
+                          [--call UUID] [--since WHEN] [--limit 50]
     voicegw webhooks show ID            (a delivery id or its evt_… event id; with its attempts)
-    voicegw webhooks replay ID          (queue a delivered/failed/stopped one again, same evt_ id)
+    voicegw webhooks replay ID          (queue a delivered/dead/stopped one again, same evt_ id)
+    voicegw webhooks replay --dead [--since WHEN] [--account A]   (every dead one, in bulk)
     voicegw webhooks purge --older-than-days 30   (delete closed deliveries and their attempts)
     voicegw webhooks subscribe ACCOUNT SURFACE [--url URL] [--events a,b|all] [--disable|--enable]
     voicegw webhooks subscriptions [ACCOUNT]
-    voicegw webhooks dispatch [--concurrency 10] [--max-attempts 10] [--max-age-hours 24]
+    voicegw webhooks dispatch [--concurrency 10] [--max-age-hours 24] [--max-attempts N]
                               [--backoff-base 10] [--backoff-cap 3600] [--lease 60] [--timeout 10]
+
+``WHEN`` is an ISO 8601 time (``2026-02-09T10:00Z``; no offset means UTC) or an age
+(``90m``, ``6h``, ``3d``: that long ago), compared with when the event was created.
+``dead`` is the dead-letter state: retries ran out (after the 24-hour window) or the
+URL was refused.
 
 Every command but ``dispatch`` takes ``--json``. ``dispatch`` runs a dispatcher in the
 foreground until SIGTERM or SIGINT (``python -m gateway.webhooks`` does the same).
@@ -21,9 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from gateway.admin_cli import CommandError, Output, _account, _command, _group, _iso, _label, _table
 from gateway.models import DELIVERY_STATUSES, WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -31,22 +38,32 @@ from gateway.webhooks.events import EVENT_TYPES, SURFACES
 
 logger = logging.getLogger(__name__)
 
+MAX_WINDOW_HOURS = 24 * 366  # a longer retry window is a typo
+
 
 def add_subparsers(subparsers) -> None:
     """Add the ``webhooks`` command group."""
     group = _group(subparsers, "webhooks", "webhook deliveries, subscriptions and the dispatcher")
     p = _command(group, "list", webhooks_list, "list webhook deliveries, newest first")
     p.add_argument("--account", help="account id or name")
-    p.add_argument("--status", choices=DELIVERY_STATUSES)
+    status = p.add_mutually_exclusive_group()
+    status.add_argument("--status", choices=DELIVERY_STATUSES)
+    status.add_argument("--dead", dest="status", action="store_const", const="dead",
+                        help="the dead letters: retries ran out or the URL was refused (--status dead)")
     p.add_argument("--call", help="call uuid")
+    p.add_argument("--since", metavar="WHEN", help="created at or after WHEN (ISO 8601 time, or an age: 6h, 3d)")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     p = _command(group, "show", webhooks_show, "show a delivery, its body and its attempts")
     p.add_argument("id", help="delivery id or evt_… event id")
     p = _command(group, "replay", webhooks_replay,
-                 "queue a delivered, failed or stopped delivery again (same event id)")
-    p.add_argument("id", help="delivery id or evt_… event id")
+                 "queue a delivered, dead or stopped delivery again (same event id), or every dead one")
+    p.add_argument("id", nargs="?", help="delivery id or evt_… event id")
+    p.add_argument("--dead", action="store_true", help="every dead delivery (with --since, --account)")
+    p.add_argument("--since", metavar="WHEN",
+                   help="with --dead: created at or after WHEN (ISO 8601 time, or an age: 6h, 3d)")
+    p.add_argument("--account", help="with --dead: of this account (id or name)")
     p = _command(group, "purge", webhooks_purge,
-                 "delete delivered, failed and stopped deliveries older than some days")
+                 "delete delivered, dead and stopped deliveries older than some days")
     p.add_argument("--older-than-days", type=float, required=True, metavar="DAYS")
     p = _command(group, "subscribe", webhooks_subscribe,
                  "set which events an account receives for one surface's calls, and where")
@@ -92,6 +109,26 @@ def _delivery_doc(d: WebhookDelivery, full: bool = False) -> dict:
     return doc
 
 
+_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _moment(text: str) -> datetime:
+    """``WHEN``: an ISO 8601 time (UTC when it has no offset) or an age such as ``6h``."""
+    value = text.strip().lower()
+    age = _AGE.fullmatch(value)
+    try:
+        if age:
+            return datetime.now(timezone.utc) - timedelta(**{_AGE_UNITS[age.group(2)]: float(age.group(1))})
+        moment = datetime.fromisoformat(text.strip())
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None:
+        raise CommandError(f"--since must be an ISO 8601 time (2026-02-09T10:00Z) or an age (90m, 6h, 3d),"
+                           f" not {text!r}")
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
 def webhooks_list(args) -> Output:
     D = WebhookDelivery
     query = D.select()
@@ -101,6 +138,8 @@ def webhooks_list(args) -> Output:
         query = query.where(D.status == args.status)
     if args.call:
         query = query.where(D.call_uuid == args.call.strip())
+    if args.since:
+        query = query.where(D.created_at >= _moment(args.since))
     if args.limit < 1:
         raise CommandError("--limit must be at least 1")
     rows = list(query.order_by(D.id.desc()).limit(args.limit))
@@ -131,8 +170,22 @@ def webhooks_show(args) -> Output:
 
 
 def webhooks_replay(args) -> Output:
-    from gateway.webhooks.outbox import replay
+    from gateway.webhooks.outbox import replay, replay_dead
 
+    if args.dead:
+        if args.id:
+            raise CommandError("give a delivery id or --dead, not both")
+        since = _moment(args.since) if args.since else None
+        account = _account(args.account) if args.account else None
+        count = replay_dead(since, account.id if account else None)
+        scope = "".join([f" of account {_label(account)}" if account else "",
+                         f" created since {_iso(since)}" if since else ""])
+        return Output({"replayed": count, "since": _iso(since), "account_id": account.id if account else None},
+                      f"queued {count} dead deliveries{scope} again")
+    if args.since or args.account:
+        raise CommandError("--since and --account go with --dead")
+    if not args.id:
+        raise CommandError("give a delivery id (or its evt_… event id), or --dead")
     d = _delivery(args.id)
     try:
         d = replay(d.id)
@@ -194,9 +247,10 @@ def webhooks_subscriptions(args) -> Output:
 
 def add_dispatch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=10, help="deliveries in flight (default 10)")
-    parser.add_argument("--max-attempts", type=int, default=10, help="attempts per delivery (default 10)")
     parser.add_argument("--max-age-hours", type=float, default=24.0,
-                        help="no retry after this many hours since queued (default 24)")
+                        help="the retry window: retried for this many hours since queued, then dead (default 24)")
+    parser.add_argument("--max-attempts", type=int, default=None,
+                        help="also dead after this many attempts (default: no bound; the window decides)")
     parser.add_argument("--backoff-base", type=float, default=10.0, help="first retry delay bound, s (default 10)")
     parser.add_argument("--backoff-cap", type=float, default=3600.0, help="retry delay bound, s (default 3600)")
     parser.add_argument("--lease", type=float, default=60.0,
@@ -209,11 +263,15 @@ def cmd_dispatch(args) -> int:
     import gevent
     import gevent.event
 
+    from gateway import net_policy
     from gateway.config import Settings
     from gateway.models import connect, migrate
     from gateway.webhooks.dispatcher import Dispatcher
 
+    if not 0 < args.max_age_hours <= MAX_WINDOW_HOURS:
+        raise ValueError(f"--max-age-hours must be more than 0 and at most {MAX_WINDOW_HOURS} (a year)")
     settings = Settings.from_env(config_file=getattr(args, "config", None))
+    net_policy.configure(settings.outbound_allowlist)
     db = connect(settings.database_url)
     migrate(db)
     dispatcher = Dispatcher(

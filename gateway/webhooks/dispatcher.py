@@ -15,12 +15,26 @@ Any number of dispatchers, in any number of processes, may share one database:
   the same call is still ``pending`` or ``delivering``: a call's events arrive in the
   order they happened, and a receiver that is down gets them in order once back.
 * **Outcome.** 2xx: ``delivered``. 410 Gone: ``stopped`` (the receiver asked us to
-  stop). A URL the policy refuses (``gateway.webhooks.urls``): ``failed`` at once.
-  Anything else (other codes, timeouts, connection errors): retried after a delay
-  drawn uniformly from ``[0, min(cap, base * 2**(attempts-1))]`` (exponential backoff,
-  full jitter), until ``max_attempts`` attempts or ``max_age`` since it was queued,
-  then ``failed``. A claimed delivery always gets its attempt, however old.
+  stop). A URL the policy refuses (``gateway.webhooks.urls``): ``dead`` at once.
+  Anything else (other codes, timeouts, connection errors): retried until the retry
+  window (``max_age``, 24 hours, from when it was queued) is over, then ``dead``, the
+  dead-letter state: kept, listed and replayed by an operator (``voicegw webhooks list
+  --dead``, ``replay --dead``). A claimed delivery always gets its attempt, however old.
+* **Schedule.** The delay after attempt ``n`` is drawn uniformly from ``[c/2, c]``,
+  ``c = min(cap, base * 2**(n-1))``: exponential backoff with "equal" jitter, 10 s
+  doubling up to 1 hour. Full jitter (``[0, c]``) spreads retries as well but can draw
+  near-zero delays, so it does not bound how many attempts a day brings; with a floor
+  of ``c/2`` a receiver that is down gets an attempt at least every hour and at most
+  two an hour (30 to 60 in a day), and one that comes back gets its events within the
+  hour. A retry that would fall after the end of the window is made at its very end,
+  so the window is tried to its end. ``max_attempts`` (none by default) can bound the
+  count too.
+  The schedule lives in the row (``next_attempt_at``), not in a process: it survives
+  restarts, and any dispatcher carries it on.
 * **Records.** Every attempt is a ``WebhookAttempt`` row: code, latency, error.
+
+The dispatcher reads the time from ``clock`` (``utcnow`` unless given), so a test can
+run a day of retries without waiting for it; signatures always carry the real time.
 
 Each attempt is signed afresh (``gateway.webhooks.signing``) with the account's
 current secret, so a rotation applies to retries too, and the timestamped signature
@@ -31,7 +45,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Callable
 
 import gevent
 import gevent.event
@@ -59,7 +74,7 @@ class Dispatcher:
         self,
         database=None,
         *,
-        max_attempts: int = 10,
+        max_attempts: int | None = None,
         max_age: timedelta = timedelta(hours=24),
         concurrency: int = 10,
         request_timeout: float = 10.0,
@@ -69,9 +84,14 @@ class Dispatcher:
         poll_interval: float = 1.0,
         session: requests.Session | None = None,
         rng=random.random,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        if max_attempts < 1 or concurrency < 1:
+        if (max_attempts is not None and max_attempts < 1) or concurrency < 1:
             raise ValueError("max_attempts and concurrency must be at least 1")
+        if max_age <= timedelta(0):
+            raise ValueError("the retry window (max_age) must be positive")
+        if not 0 < backoff_base <= backoff_cap:
+            raise ValueError("the backoff base must be positive and at most the cap")
         if lease <= request_timeout:
             raise ValueError(f"the lease ({lease}s) must outlast a request ({request_timeout}s)")
         database = database if database is not None else models.database
@@ -86,6 +106,7 @@ class Dispatcher:
         self.poll_interval = poll_interval
         self.session = session or guarded_session(pool_maxsize=concurrency)
         self.rng = rng
+        self.clock = clock
         self._wake = gevent.event.Event()
         self._stopping = gevent.event.Event()
         self._greenlet: gevent.Greenlet | None = None
@@ -106,7 +127,7 @@ class Dispatcher:
     def claim(self, limit: int | None = None) -> list[WebhookDelivery]:
         """Claim up to ``limit`` due deliveries (lease taken, attempt counted); return them."""
         limit = limit or self.concurrency
-        now = utcnow()
+        now = self.clock()
         D = WebhookDelivery
         postgres = isinstance(self.db, PostgresqlDatabase)
         transaction = self.db.atomic() if postgres else self.db.atomic(lock_type="IMMEDIATE")
@@ -127,9 +148,17 @@ class Dispatcher:
 
     # -- one attempt ---------------------------------------------------------------------------
     def backoff(self, attempts: int) -> float:
-        """Seconds before the next attempt after ``attempts`` attempts (full jitter)."""
-        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** max(attempts - 1, 0)))
-        return self.rng() * ceiling
+        """Seconds before the next attempt after ``attempts`` attempts (equal jitter)."""
+        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** min(max(attempts - 1, 0), 64)))
+        return ceiling / 2 + self.rng() * ceiling / 2
+
+    def retry_at(self, queued_at: datetime, attempts: int, now: datetime) -> datetime | None:
+        """When to try again a delivery queued at ``queued_at`` whose attempt number
+        ``attempts`` just failed at ``now``; None once its retry window is over."""
+        window_end = queued_at + self.max_age
+        if now >= window_end or (self.max_attempts is not None and attempts >= self.max_attempts):
+            return None
+        return min(now + timedelta(seconds=self.backoff(attempts)), window_end)
 
     def _post(self, delivery: WebhookDelivery) -> tuple[int | None, str | None, bool]:
         """``(code, error, permanent)`` of one POST."""
@@ -165,7 +194,7 @@ class Dispatcher:
 
     def deliver(self, delivery: WebhookDelivery) -> str:
         """Make one attempt at a claimed delivery, record it; return the new status."""
-        started_at = utcnow()
+        started_at = self.clock()
         started = time.monotonic()
         try:
             code, error, permanent = self._post(delivery)
@@ -173,17 +202,18 @@ class Dispatcher:
             logger.exception("webhook %s: attempt failed unexpectedly", delivery.event_id)
             code, error, permanent = None, f"internal error: {exc.__class__.__name__}", False
         latency_ms = int((time.monotonic() - started) * 1000)
-        ended_at = utcnow()
+        ended_at = self.clock()
         fields = {"last_code": code, "last_error": error}
         if code is not None and 200 <= code < 300:
             fields.update(status="delivered", delivered_at=ended_at)
         elif code == 410:
             fields.update(status="stopped")
-        elif permanent or delivery.attempts >= self.max_attempts or ended_at - delivery.queued_at >= self.max_age:
-            fields.update(status="failed")
         else:
-            fields.update(status="pending",
-                          next_attempt_at=ended_at + timedelta(seconds=self.backoff(delivery.attempts)))
+            retry_at = None if permanent else self.retry_at(delivery.queued_at, delivery.attempts, ended_at)
+            if retry_at is None:
+                fields.update(status="dead")
+            else:
+                fields.update(status="pending", next_attempt_at=retry_at)
         D = WebhookDelivery
         with connection_scope(self.db), self.db.atomic():
             WebhookAttempt.create(delivery=delivery.id, number=delivery.attempts, at=started_at,

@@ -6,7 +6,7 @@ announced in that surface's contract, and only there:
 =========  ===========================  =============================================
 surface    transition                   event (body)
 =========  ===========================  =============================================
-``api``    → in_progress                ``call.answered``  (call-control contract)
+``api``    media session established    ``call.answered``  (call-control contract)
 (and None: → completed/missed/failed    ``call.completed``
 inbound,
 scripts)
@@ -25,6 +25,13 @@ surface (see :func:`destination`). Status words follow each surface's own vocabu
 from the same functions its REST views use (``api_status``, ``v1_status``); the public
 API's call object is :func:`public_call_object`. Every builder is pure: rows in, events out; the
 outbox writes them, the dispatcher signs and sends them.
+
+``call.answered`` is "sent when the media session is established": not on CHANNEL_ANSWER
+but once the call's bot and FreeSWITCH's audio stream are both connected, which
+``MediaSessions`` records as a ``media`` entry :data:`MEDIA_ESTABLISHED` in the call's
+log; the outbox builds the event from that entry, in the transaction that writes it. A
+call that never gets a bot (refused, routing webhook ``hangup``, bot unreachable, the
+media bridge disabled) gets ``call.completed`` only.
 """
 from __future__ import annotations
 
@@ -60,6 +67,9 @@ EVENT_TYPE_HEADER = "X-Webhook-Event"
 CONTENT_TYPE = "application/json"
 
 SIGNATURE_HEADERS = {CONTROL: SIGNATURE_HEADER, AGENTS: AGENTS_SIGNATURE_HEADER, PUBLIC: SIGNATURE_HEADER}
+
+# The ``event`` of the call-log entry (kind ``media``) that says the media session is up.
+MEDIA_ESTABLISHED = "session_established"
 
 
 @dataclass(frozen=True)
@@ -317,7 +327,7 @@ def transition_event_type(surface: str, status: str) -> str | None:
     """The event a surface sends when a call reaches ``status`` (None: none)."""
     final = Status(status) in FINAL
     if surface == CONTROL:
-        return "call.completed" if final else ("call.answered" if status == "in_progress" else None)
+        return "call.completed" if final else None  # call.answered: see for_media_established
     if surface == AGENTS:
         return "call_completed" if final else ("call_started" if status == "in_progress" else None)
     if surface == PUBLIC:
@@ -342,6 +352,16 @@ def for_state(call, account, state: CallState, subscription=None) -> list[Outgoi
 def for_transition(call, account, transition: Transition, subscription=None) -> list[OutgoingEvent]:
     """The events one status transition of ``call`` causes."""
     return for_state(call, account, CallState.of(transition), subscription)
+
+
+def for_media_established(call, account, at: datetime, subscription=None) -> list[OutgoingEvent]:
+    """``call.answered`` (the call-control callbacks): the call's media session is up."""
+    if call_surface(call) != CONTROL or not subscribed("call.answered", subscription):
+        return []
+    url = destination(call, account, CONTROL, subscription)
+    if not url:
+        return []
+    return [_event(CONTROL, "call.answered", url, call, account, CallState(Status.IN_PROGRESS.value, at))]
 
 
 def for_processing(call, account, subscription=None, at: datetime | None = None) -> list[OutgoingEvent]:

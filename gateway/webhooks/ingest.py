@@ -20,7 +20,10 @@ Answers (errors as ``{"error": "…"}``):
 200   ``{"received": true, "call_id": "<uuid>", "duplicate": false}``; a repeated
       report for the same provider_call_id: the same with ``"duplicate": true``
       and nothing changed
-400   ``Invalid JSON body`` / ``The body must be a JSON object`` / a field's message
+400   ``Invalid JSON body`` / ``The body is nested too deeply`` (deeper than
+      ``gateway.peer_json.MAX_DEPTH``) / ``The body must be a JSON object`` /
+      ``The body contains a NUL character`` (or ``an unpaired surrogate``, see
+      :func:`text_fault`) / a field's message
 401   ``Invalid signature``
 404   ``Call not found`` (no call has this provider_call_id)
 413   the body is larger than 1 MiB
@@ -30,11 +33,11 @@ Register with ``app.register_blueprint(gateway.webhooks.ingest.blueprint)``.
 """
 from __future__ import annotations
 
-import json
 import logging
 
 from flask import Blueprint, jsonify, request
 
+from gateway import peer_json
 from gateway.models.db import connection_scope
 from gateway.webhooks.events import AGENTS_SIGNATURE_HEADER
 from gateway.webhooks.provider import clean_completion, find_provider_call, record_completion
@@ -69,16 +72,44 @@ def signature_ok(secrets: list[str], raw: bytes, payload, headers) -> bool:
     return False
 
 
+def text_fault(value) -> str | None:
+    """What makes a string of ``value`` (a key or a value, at any depth) unfit to keep,
+    or None. PostgreSQL text cannot hold a NUL character, and an unpaired surrogate
+    (JSON can spell one: ``"\\ud800"``) has no UTF-8 form: neither can be stored,
+    looked up or serialised canonically."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            if "\x00" in node:
+                return "a NUL character"
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return "an unpaired surrogate"
+    return None
+
+
 @blueprint.post("/v1/webhooks/call-completed")
 def call_completed():
     request.max_content_length = MAX_INGEST_BYTES
     raw = request.get_data(cache=True)
     try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        payload = peer_json.loads(raw.decode("utf-8"))
+    except peer_json.TooDeep:
+        return _error(400, "The body is nested too deeply")
+    except ValueError:  # UnicodeDecodeError included
         return _error(400, "Invalid JSON body")
     if not isinstance(payload, dict):
         return _error(400, "The body must be a JSON object")
+    fault = text_fault(payload)
+    if fault:
+        return _error(400, f"The body contains {fault}")
     provider_call_id = payload.get("provider_call_id")
     if not isinstance(provider_call_id, str) or not provider_call_id.strip():
         return _error(400, "provider_call_id is required")

@@ -8,6 +8,7 @@ process.
 Wiring with the call controller::
 
     controller.transaction_hooks.append(outbox_hook)
+    controller.log_hooks.append(outbox_log_hook)  # call.answered: the media session is up
 
 Every function here must run inside the caller's transaction (``outbox_hook`` is
 called inside the controller's) and only writes rows: no HTTP, no waiting.
@@ -121,6 +122,38 @@ def outbox_hook(changes: list[tuple[str, str, int, Transition]]) -> None:
     _insert(rows)
 
 
+def outbox_log_hook(entries: list[dict]) -> None:
+    """``CallController.log_hooks`` entry: ``call.answered`` for the calls whose media
+    session the batch's log entries say is established (``ev.MEDIA_ESTABLISHED``), inside
+    the batch's transaction. An entry logged after the call ended announces nothing."""
+    established = [entry for entry in entries
+                   if entry["kind"] == "media" and entry["to_status"] == "in_progress"
+                   and (entry.get("detail") or {}).get("event") == ev.MEDIA_ESTABLISHED]
+    if not established:
+        return
+    calls = _calls(entry["call"] for entry in established)
+    subscriptions = subscriptions_for(call.account_id for call in calls.values())
+    sent = _already_sent(calls)
+    now = utcnow()
+    rows = []
+    for entry in established:
+        call = calls.get(entry["call"])
+        if call is None:
+            continue
+        subscription = subscriptions.get((call.account_id, ev.call_surface(call)))
+        try:
+            events = ev.for_media_established(call, call.account, entry["at"], subscription)
+        except Exception:  # as in outbox_hook: one call's bad body must not stall the batch
+            logger.exception("call.answered for call %s could not be built", call.uuid)
+            continue
+        for event in events:
+            key = (call.uuid, event.event_type, event.url)
+            if key not in sent:
+                sent.add(key)
+                rows.append(delivery_row(event, call.account_id, now))
+    _insert(rows)
+
+
 def enqueue_state(call: Call, state: ev.CallState) -> list[str]:
     """Enqueue the events for ``call`` reaching ``state`` outside the controller (the
     provider ingest), with the same de-duplication as :func:`outbox_hook`."""
@@ -152,31 +185,51 @@ def find_delivery(ref: str | int) -> WebhookDelivery | None:
     text = str(ref).strip()
     if text.startswith("evt_"):
         return WebhookDelivery.get_or_none(WebhookDelivery.event_id == text)
-    if text.isdigit():
+    if text.isascii() and text.isdigit() and int(text) < 2 ** 31:  # ids are 32-bit integers on PostgreSQL
         return WebhookDelivery.get_or_none(WebhookDelivery.id == int(text))
     return None
 
 
+def _requeued(now: datetime) -> dict:
+    """The fields of a delivery queued again: a fresh attempt count and retry window;
+    the event id, body and attempt history stay."""
+    return {"status": "pending", "attempts": 0, "next_attempt_at": now, "queued_at": now,
+            "delivered_at": None, "last_code": None, "last_error": None}
+
+
 def replay(ref: str | int, now: datetime | None = None) -> WebhookDelivery:
-    """Queue a delivered, failed or stopped delivery again: same event id and body, a
-    fresh attempt count and retry age. Raise ``LookupError`` / ``ValueError``."""
+    """Queue a delivered, dead or stopped delivery again: same event id and body, a
+    fresh attempt count and retry window. Raise ``LookupError`` / ``ValueError``."""
     now = now or utcnow()
     with database.atomic():
         delivery = find_delivery(ref)
         if delivery is None:
             raise LookupError(f"no webhook delivery {ref}")
         if delivery.status not in CLOSED_STATUSES:
-            raise ValueError(f"delivery {delivery.id} is {delivery.status}; only a delivered, failed"
+            raise ValueError(f"delivery {delivery.id} is {delivery.status}; only a delivered, dead"
                              " or stopped one can be replayed")
         updated = (WebhookDelivery
-                   .update(status="pending", attempts=0, next_attempt_at=now, queued_at=now,
-                           delivered_at=None, last_code=None, last_error=None)
+                   .update(**_requeued(now))
                    .where((WebhookDelivery.id == delivery.id)
                           & WebhookDelivery.status.in_(CLOSED_STATUSES))
                    .execute())
         if not updated:
             raise ValueError(f"delivery {delivery.id} changed meanwhile; try again")
     return WebhookDelivery.get_by_id(delivery.id)
+
+
+def replay_dead(since: datetime | None = None, account_id: int | None = None,
+                now: datetime | None = None) -> int:
+    """Queue every dead delivery again, as :func:`replay` does one: those whose event was
+    created at or after ``since``, of one account if given. Return how many. A call's
+    deliveries still go out in order (the dispatcher's per-call rule)."""
+    D = WebhookDelivery
+    condition = D.status == "dead"
+    if since is not None:
+        condition &= D.created_at >= since
+    if account_id is not None:
+        condition &= D.account == account_id
+    return D.update(**_requeued(now or utcnow())).where(condition).execute()
 
 
 def purge(older_than: timedelta, now: datetime | None = None) -> int:

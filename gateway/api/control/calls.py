@@ -18,6 +18,11 @@ Controlling (hangup, transfer, redirect)
     has ended; 503 when its FreeSWITCH node is unreachable. Commands are sent, not
     awaited: the answer carries the status the call had when the command went out.
 
+Transfer
+    To what the account's transfer policy allows (``gateway.calls.transfer_policy``: by
+    default any E.164 number, no extension and no SIP URI); anything else is 403 with
+    the reason. A destination that cannot be transferred at all is 400.
+
 Redirect
     The media bridge owns swapping the bot. Until the call is answered, redirect only
     stores the new target (``socket_url``), which the bridge uses on answer. On an
@@ -27,8 +32,6 @@ Redirect
 """
 
 from __future__ import annotations
-
-import re
 
 from flask import g
 from flask.views import MethodView
@@ -53,7 +56,9 @@ from gateway.api.surface import (
     seconds_between,
 )
 from gateway.calls.controller import CallError
+from gateway.calls.transfer_policy import TransferPolicy, TransferRefused, transfer_destination
 from gateway.models import Call, utcnow
+from gateway.numbering import InvalidNumber
 
 blp = SurfaceBlueprint(
     "call-control", __name__, url_prefix="/api/calls",
@@ -62,7 +67,6 @@ blp = SurfaceBlueprint(
 
 CALL_NOT_FOUND = "Call not found"
 MEDIA_BRIDGE_UNAVAILABLE = "media bridge not available"
-_EXTENSION = re.compile(r"[0-9]{3,5}")
 
 
 @blp.before_request
@@ -148,10 +152,20 @@ class Transfer(MethodView):
         """Blind-transfer a live call
 
         To a PSTN number (normalised to E.164 in the account's region), a 3-5 digit
-        extension, or a SIP URI (``sip:user@host``).
+        extension, or a SIP URI (``sip:user@host``), as far as the account's transfer
+        policy allows (403 otherwise).
         """
         call = _owned_call(args["call_uuid"])
-        destination = _transfer_destination(args["destination_number"], g.auth.account.region)
+        account = g.auth.account
+        try:
+            destination = TransferPolicy.of(account).check(
+                transfer_destination(args["destination_number"], account.region))
+        except InvalidNumber as exc:
+            fail(400, f"destination_number: {exc}")
+        except TransferRefused as exc:
+            fail(403, str(exc))
+        except ValueError as exc:
+            fail(400, str(exc))
         return _command(call, "transfer", lambda: gateway().controller.transfer(call.uuid, destination))
 
 
@@ -215,12 +229,3 @@ class CallById(MethodView):
             "answered_at": call.answered_at,
             "ended_at": call.ended_at,
         }
-
-
-def _transfer_destination(text: str, region: str) -> str:
-    """A SIP URI or an extension as given; anything else is a phone number, in E.164.
-    (The controller validates URIs and extensions against the transfer dialplan.)"""
-    target = text.strip()
-    if target.lower().startswith(("sip:", "sips:")) or _EXTENSION.fullmatch(target):
-        return target
-    return normalize_number("destination_number", target, region)

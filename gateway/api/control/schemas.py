@@ -48,12 +48,14 @@ class PlaceCallSchema(StrictSchema):
         check_media_target, allow_none=True, validate=validate.Length(min=1, max=2048),
         metadata={"description": "Where the media goes: a ws:// or wss:// URL, 'elevenlabs', 'vapi',"
                                  " 'elevenlabs&<agent id>' or 'vapi&<assistant id>'. Takes precedence"
-                                 " over webhook_url for the media.",
+                                 " over webhook_url for the media. A URL's host must resolve to public"
+                                 " addresses only (loopback, private and link-local ones are refused).",
                   "example": "wss://my-bot-server.com/media"})
     webhook_url = Checked(
         check_webhook_url, allow_none=True, validate=validate.Length(min=1, max=2048),
         metadata={"description": "Routing webhook consulted when the call starts (if no socket_url),"
-                                 " and target of the call's status callbacks",
+                                 " and target of the call's status callbacks. Its host must resolve to"
+                                 " public addresses only.",
                   "example": "https://my-api.com/route-call"})
 
 
@@ -70,14 +72,16 @@ class TransferSchema(CallRefSchema):
     destination_number = Text(
         required=True, validate=validate.Length(min=1, max=300),
         metadata={"description": "A PSTN number (read in the account's region unless it starts"
-                                 " with +), a 3-5 digit extension, or a sip:/sips: URI"})
+                                 " with +), a 3-5 digit extension, or a sip:/sips: URI, as far as the"
+                                 " account's transfer policy allows (403 otherwise)"})
 
 
 class RedirectSchema(CallRefSchema):
     media_server = Checked(
         check_media_target, required=True, validate=validate.Length(min=1, max=2048),
-        metadata={"description": "'elevenlabs' (native integration) or a ws:// or wss:// URL; also"
-                                 " 'vapi', 'elevenlabs&<agent id>', 'vapi&<assistant id>'",
+        metadata={"description": "'elevenlabs' (native integration) or a ws:// or wss:// URL (its host"
+                                 " resolving to public addresses only); also 'vapi',"
+                                 " 'elevenlabs&<agent id>', 'vapi&<assistant id>'",
                   "example": "elevenlabs"})
 
 

@@ -6,7 +6,8 @@ Placing (``POST /calls``), checked in this order, the first failure answering:
    "A valid Indian mobile number is required.");
 2. ``audio_blast``/``press1``: ``audio_id`` given (400) and a clip of the account's
    library (400); ``press1``: ``dtmf_map`` (default ``{"1": "connect_agent"}``) valid, and
-   an agent destination configured on the account when it uses ``connect_agent`` (400);
+   an agent destination configured on the account, and allowed by its transfer policy,
+   when it uses ``connect_agent`` (400);
 3. the caller ID: the account default, or one of its active numbers (400);
 4. the wallet covers one pulse at the number's rate (403);
 5. ``otp``: the per-number send throttle (429);
@@ -25,6 +26,7 @@ from flask.views import MethodView
 
 from gateway import recordings
 from gateway.calls.scripts import check_dtmf_map
+from gateway.calls.transfer_policy import allowed_agent_destination
 from gateway.campaigns.audio import find_clip
 from gateway.campaigns.runs import PlacementFailed, RunRequest, run_label, start_run
 from gateway.models import Call
@@ -89,7 +91,7 @@ class Calls(MethodView):
                 dtmf_map = check_dtmf_map(args.get("dtmf_map"))
             except ValueError:
                 envelope.abort(400, DTMF_MAP)
-            if "connect_agent" in dtmf_map.values() and not account.agent_destination:
+            if "connect_agent" in dtmf_map.values() and not allowed_agent_destination(account):
                 envelope.abort(400, NO_AGENT_DESTINATION)
         from_number = common.caller_number(account, args.get("caller_id"))
         common.require_balance(account, number)

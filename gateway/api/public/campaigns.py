@@ -9,6 +9,7 @@ from flask import current_app, g
 from flask.views import MethodView
 
 from gateway.calls.scripts import check_dtmf_map
+from gateway.calls.transfer_policy import allowed_agent_destination
 from gateway.campaigns import saved
 from gateway.campaigns.runs import PlacementFailed, RunRequest, run_label, start_run
 
@@ -62,7 +63,7 @@ class TriggerCampaign(MethodView):
         dtmf_map = None
         if campaign.type == "press1":  # checked when saved; the account's destination may have changed
             dtmf_map = check_dtmf_map(campaign.dtmf_map or None)
-            if "connect_agent" in dtmf_map.values() and not account.agent_destination:
+            if "connect_agent" in dtmf_map.values() and not allowed_agent_destination(account):
                 envelope.abort(400, NO_AGENT_DESTINATION)
         from_number = common.caller_number(account, campaign.caller_id)
         common.require_balance(account, number)

@@ -1,8 +1,9 @@
 """``/api/public/v1/otp``: send a voice verification code, verify it.
 
-The rules (throttle, TTL, attempts, every answer's text) are in ``gateway.otp.service``.
-Every answer of verify carries ``verified`` (true or false), errors included; a wrong
-code's answer also carries ``attempts_left``.
+The rules (throttle, TTL, attempts, the per-number guess cap, every answer's text) are in
+``gateway.otp.service``. Every answer of verify carries ``verified`` (true or false), errors
+included; a wrong code's answer also carries ``attempts_left``, and the guess cap's 429
+a ``Retry-After`` header.
 """
 from __future__ import annotations
 
@@ -84,7 +85,9 @@ class OtpVerify(MethodView):
         """Verify a code
 
         Identify the request by ``request_id`` or by the recipient's ``number`` (its most
-        recent pending request). Every attempt counts, right or wrong.
+        recent pending request). Every attempt counts, right or wrong. After 20 wrong codes
+        for one number within 24 hours (across all its requests), no code is checked for it
+        until the oldest of them is 24 hours old: 429, with Retry-After.
         """
         account = g.auth.account
         number = args.get("number")
@@ -99,6 +102,7 @@ class OtpVerify(MethodView):
             if outcome.attempts_left is not None:
                 extra["attempts_left"] = outcome.attempts_left
             g.public_reference_id = reference
-            envelope.abort(outcome.http, outcome.details, unique_id=unique_id, **extra)
+            headers = {"Retry-After": str(outcome.retry_after)} if outcome.retry_after else None
+            envelope.abort(outcome.http, outcome.details, unique_id=unique_id, headers=headers, **extra)
         return envelope.envelope(outcome.details, unique_id=unique_id, reference=reference, request_id=otp.id,
                                  verified=True)

@@ -64,18 +64,24 @@ def redact(url: str) -> str:
 
 
 class WsChannel:
-    """A client WebSocket (websocket-client) with message-level receive."""
+    """A client WebSocket (websocket-client) with message-level receive.
+
+    Given ``ws`` (an upgraded socket: a customer's bot, opened by ``guarded``), it takes
+    that one; else it connects to ``url`` itself (a provider's URL from the settings)."""
 
     def __init__(self, url: str, *, headers: list[str] | None = None, connect_timeout: float = 3.0,
-                 io_timeout: float = 10.0) -> None:
+                 io_timeout: float = 10.0, ws: websocket.WebSocket | None = None) -> None:
         self.url = url
-        try:
-            self.ws = websocket.create_connection(url, timeout=connect_timeout, header=headers or [],
-                                                  enable_multithread=True, skip_utf8_validation=True)
-        except websocket.WebSocketBadStatusException as exc:
-            raise BotUnavailable(f"upgrade refused: HTTP {exc.status_code}") from None
-        except (OSError, websocket.WebSocketException, gevent.Timeout) as exc:
-            raise BotUnavailable(_describe(exc)) from None
+        if ws is not None:
+            self.ws = ws
+        else:
+            try:
+                self.ws = websocket.create_connection(url, timeout=connect_timeout, header=headers or [],
+                                                      enable_multithread=True, skip_utf8_validation=True)
+            except websocket.WebSocketBadStatusException as exc:
+                raise BotUnavailable(f"upgrade refused: HTTP {exc.status_code}") from None
+            except (OSError, websocket.WebSocketException, gevent.Timeout) as exc:
+                raise BotUnavailable(_describe(exc)) from None
         self.ws.settimeout(io_timeout)
 
     def send_text(self, text: str) -> None:

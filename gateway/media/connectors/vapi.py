@@ -42,7 +42,9 @@ def create_call(base: str, api_key: str, assistant_id: str, call: CallInfo, time
     except requests.RequestException as exc:
         raise BotUnavailable(f"Vapi API unreachable: {type(exc).__name__}") from None
     if reply.status_code not in (200, 201):
-        raise BotUnavailable(f"Vapi API answered HTTP {reply.status_code}: {reply.text[:200]}")
+        # The call log gets the status only, never the answer's body.
+        logger.info("Vapi API answered HTTP %s: %s", reply.status_code, reply.text[:200])
+        raise BotUnavailable(f"Vapi API answered HTTP {reply.status_code}")
     try:
         data = reply.json()
         url = data["transport"]["websocketCallUrl"]

@@ -3,11 +3,16 @@
 On open: ``connected`` then ``start`` (media-protocols.md §1.4: the order pipecat's
 detection reads); then ``media`` every 20 ms, ``dtmf``, ``mark`` echoes; ``stop`` before
 a polite close (redirect, hangup).  What the bot sends goes through ``BotStream.receive``.
+
+The URL is the customer's: the socket is opened only to an address the outbound policy
+allows (``guarded``, with the process's ``gateway.net_policy.policy``).
 """
 
 from __future__ import annotations
 
+from gateway import net_policy
 from gateway.media.connectors.base import BotLink, CallInfo, WsChannel, redact
+from gateway.media.connectors.guarded import open_websocket
 from gateway.media.twilio import BotStream, ProtocolIssue, new_stream_sid
 
 
@@ -19,7 +24,8 @@ class WebsocketBotLink(BotLink):
         params = {"from_number": call.from_number, "to_number": call.to_number, "call_uuid": call.call_uuid,
                   "direction": call.direction, **call.custom_args}
         self.stream = BotStream(new_stream_sid(), call.call_uuid, call.account_id, params)
-        self.channel = WsChannel(url, connect_timeout=connect_timeout)
+        ws = open_websocket(url, headers=[], connect_timeout=connect_timeout, policy=net_policy.policy)
+        self.channel = WsChannel(url, ws=ws)
         # The two first messages go out before anything else can be queued.
         self.channel.send_text(self.stream.connected())
         self.channel.send_text(self.stream.start())
