@@ -11,7 +11,7 @@ import pytest
 
 from gateway.calls.admission import WINDOW, Admission, usable
 from gateway.config import DEFAULT_ADMISSION_WAIT, Settings
-from gateway.esl.limits import SwitchLimits
+from gateway.esl.limits import SwitchLimits, version_from_status
 from gateway.simulator.throttle import Throttle
 from sim_support import CAPTURES
 
@@ -26,10 +26,12 @@ def drain(admission: Admission, now: float) -> list[str]:
 
 # -- the limits as FreeSWITCH reports them ---------------------------------------------------------
 
-def test_limits_are_read_from_a_real_status_reply():
+@pytest.mark.skipif(not CAPTURES.is_dir(), reason=f"captures not found at {CAPTURES}")
+def test_limits_and_version_are_read_from_a_real_status_reply():
     replies = json.loads((CAPTURES / "gateway_commands.real.json").read_text())["replies"]
     status = next(r["body"] for r in replies if r["cmd"] == "api status")
     assert SwitchLimits.from_status(status) == SwitchLimits(30, 1000)
+    assert version_from_status(status) == "1.10.12-release"
     changed = status.replace("out of max 30,", "out of max 120,").replace("1000 session(s) max", "250 session(s) max")
     assert SwitchLimits.from_status(changed) == SwitchLimits(120, 250)
 
