@@ -59,6 +59,7 @@ def _call_doc(call: Call, refused: RefusedCall | None) -> dict:
         "socket_url": call.socket_url, "webhook_url": call.webhook_url,
         "created_at": _iso(call.created_at), "ringing_at": _iso(call.ringing_at),
         "answered_at": _iso(call.answered_at), "ended_at": _iso(call.ended_at),
+        "ended_at_upper_bound": call.ended_at_upper_bound,
         "refused": _refusal_doc(refused),
     }
 

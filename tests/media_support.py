@@ -32,6 +32,7 @@ from gateway.calls.controller import CallController
 from gateway.calls.media_session import MediaSessions
 from gateway.config import MediaSettings, NodeConfig
 from gateway.media.bridge import MediaBridge
+from gateway.webhooks.outbox import outbox_hook, outbox_log_hook
 
 
 class Waiter:
@@ -308,12 +309,16 @@ class FakeVapi:
 
 
 class MediaRig:
-    """Simulator node + controller + bridge + MediaSessions."""
+    """Simulator node + controller + bridge + MediaSessions; ``outbox=True`` also writes
+    the webhooks (``gateway.webhooks.outbox``'s hooks, installed before the first link)."""
 
-    def __init__(self, sim, settings: MediaSettings | None = None, **kwargs) -> None:
+    def __init__(self, sim, settings: MediaSettings | None = None, outbox: bool = False, **kwargs) -> None:
         node = NodeConfig(f"127.0.0.1:{sim.port}", "127.0.0.1", sim.port, "ClueCon")
         self.sim = sim
         self.controller = CallController([node], command_timeout=2.0)
+        if outbox:
+            self.controller.transaction_hooks.append(outbox_hook)
+            self.controller.log_hooks.append(outbox_log_hook)
         self.bridge = MediaBridge("127.0.0.1", 0)
         self.settings = settings or MediaSettings()
         self.media = MediaSessions(self.controller, self.bridge, self.settings, **kwargs)

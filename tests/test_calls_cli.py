@@ -9,7 +9,7 @@ import pytest
 
 from gateway.calls import store
 from gateway.calls.inbound import InboundCall, InboundRefusal, record_refusal
-from gateway.calls.states import EndReason, Status, Transition
+from gateway.calls.states import CallView, EndReason, Status, Transition, channel_vanished
 from gateway.calls.timeline import timeline
 from gateway.cli import build_parser
 from gateway.models import Account, Call
@@ -144,6 +144,22 @@ def test_show_prints_the_timeline_as_the_demo_does(cli, calls):
         (4, "command", "in_progress"), (5, "status", "completed")]
     assert doc["events"][2]["detail"] == {"event": "session_established", "target": "ws://bot"}
     assert doc["events"][0]["at"] == "2026-03-01T12:00:01.000Z"
+
+
+def test_show_says_when_the_end_was_not_seen(cli, calls):
+    """A call closed by the reconciliation (``states.channel_vanished``): its end time, billsec
+    and duration are upper bounds, and ``show`` says so; a call that ended in sight does not."""
+    gone_at = T0 + timedelta(minutes=30)
+    move(make_call(calls["acme"], "c-gone"),
+         Transition(Status.IN_PROGRESS, T0 + timedelta(seconds=2), "CHANNEL_ANSWER"),
+         channel_vanished(CallView(Status.IN_PROGRESS, answered=True), T0, T0 + timedelta(seconds=2), gone_at))
+    out = cli("calls", "show", "c-gone")
+    assert "final: status=completed end_reason=completed cause=CHANNEL_GONE billsec=1798 duration=1800" in out
+    assert "ended while the gateway was not listening: end time, billsec and duration are upper bounds" in out
+    doc = cli.json("calls", "show", "c-gone")["call"]
+    assert (doc["ended_at"], doc["ended_at_upper_bound"]) == ("2026-03-01T12:30:00Z", True)
+    assert cli.json("calls", "show", "c-answered")["call"]["ended_at_upper_bound"] is False
+    assert "upper bounds" not in cli("calls", "show", "c-answered")
 
 
 def test_show_a_refused_call_says_why(cli, calls):

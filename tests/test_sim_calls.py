@@ -5,6 +5,7 @@ slow/stuck modes.  Over real TCP on 127.0.0.1; waits are on events, with timeout
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import wave
@@ -265,6 +266,17 @@ def test_setvar_getvar_exists(call, sim):
     assert c.api(f"uuid_getvar {uuid} my_var") == "_undef_"
     assert c.api(f"uuid_getvar {uuid}") == "-USAGE: <uuid> <var>\n"
     assert list(sim.channels[uuid].variables)[-2:] == ["a", "b"]  # a set appends
+
+
+def test_uuid_dump_gives_the_answer_time_and_refuses_an_unknown_channel(call, sim):
+    """mod_commands.c ``uuid_dump_function``: the channel's CHANNEL_DATA, its caller profile's
+    times included; ``-ERR No such channel!`` for a uuid FreeSWITCH does not have."""
+    c, uuid = call
+    dump = json.loads(c.api(f"uuid_dump {uuid} json"))
+    assert dump["Event-Name"] == "CHANNEL_DATA" and dump["Unique-ID"] == uuid
+    assert dump["Caller-Channel-Answered-Time"] == str(sim.channels[uuid].profile.times.answered) != "0"
+    assert c.api("uuid_dump 00000000-0000-0000-0000-000000000000 json") == "-ERR No such channel!\n"
+    assert c.api("uuid_dump") == "-USAGE: <uuid> [format]\n"
 
 
 def test_broadcast_break_and_played(call, sim, tmp_path):

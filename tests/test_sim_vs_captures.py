@@ -24,6 +24,7 @@ tone, originate_timeout=5), the command uses a shorter one: header names are unc
 
 from __future__ import annotations
 
+import json
 import re
 from difflib import SequenceMatcher
 
@@ -302,6 +303,23 @@ def test_inbound_park_unanswered_then_answer(run):
     assert r.api(f"uuid_kill {uuid}") == "+OK\n"
     assert_same_as_capture("sip_inbound_9201_park_unanswered_answer_kill", r, uuid,
                            capture_uuid="acdb87db-1b86-471d-8c1a-cbf10132ae8b")
+
+
+def test_uuid_dump_json_has_the_captured_headers(run):
+    """``uuid_dump <uuid> json`` of the parked, unanswered inbound call: the same header names
+    in the same order as the real one (the reconciliation reads its caller-profile times)."""
+    (captured,) = [item["body"] for item in capture_control("sip_inbound_9201_park_unanswered_answer_kill")
+                   if item.get("body", "").startswith('{"Event-Name":"CHANNEL_DATA"')]
+    r = run()
+    uuid = r.sim.inject_inbound("9201", "5551000", "gateway")
+    r.wait("CHANNEL_PARK", uuid)
+    want = [name for name in json.loads(captured) if not excluded(name)]
+    got = json.loads(r.api(f"uuid_dump {uuid} json"))
+    assert [name for name in got if not excluded(name)] == want
+    assert (got["Caller-Channel-Answered-Time"], got["Channel-Call-State"]) == ("0", "RINGING")
+    r.api(f"uuid_answer {uuid}")
+    answered = json.loads(r.api(f"uuid_dump {uuid} json"))
+    assert int(answered["Caller-Channel-Answered-Time"]) == r.sim.channels[uuid].profile.times.answered > 0
 
 
 def test_inbound_answer_then_park(run):

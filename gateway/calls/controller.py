@@ -9,8 +9,9 @@ Greenlets and their jobs:
 
 Calls whose uuid we know are kept in ``live`` while they can still change; a call that
 reaches a final status leaves it.  After every (re)connect the node is reconciled with
-``show channels as json``: calls that ended while we were away are closed, live ones are
-re-attached, so nothing stays "in progress" for ever.
+``show channels as json``: calls that ended while we were away are closed (their end time
+an upper bound), live ones are re-attached with what FreeSWITCH recorded meanwhile (an
+answer, at its time), so nothing stays "in progress" for ever.
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ from gateway import dialplan_names as names
 from gateway.dialplan_names import DIALPLAN, TRANSFER_CONTEXT, transfer_target
 from gateway.calls.inbound import UNAVAILABLE, InboundCall, InboundRefusal, record_refusal, route_inbound
 from gateway.calls.states import (
-    FINAL, LIVE, CallView, EndReason, Status, Transition, event_time, next_transition, originate_failed,
+    FINAL, LIVE, CallView, Status, Transition, channel_vanished, event_time, found_on_reconnect, next_transition,
+    originate_failed,
 )
 from gateway.esl import app_args
 from gateway.esl.connection import CommandFailed, CommandTimeout, LinkDown
 from gateway.config import DEFAULT_ADMISSION_WAIT
 from gateway.esl.node import Node
-from gateway.esl.protocol import Event
+from gateway.esl.protocol import Event, ProtocolError
 from gateway.greenlets import GreenletOwner
 from gateway.models import Call, utcnow
 from gateway.models.db import connection_scope
@@ -94,6 +96,10 @@ class LiveCall:
 Listener = Callable[[str, Transition], None]
 
 RECENTLY_ENDED = 10_000
+
+# ``show channels``' callstate of an answered channel (``switch_channel_callstate_t``:
+# HELD and UNHELD come only after ACTIVE).
+ANSWERED_CALLSTATES = frozenset({"ACTIVE", "HELD", "UNHELD"})
 
 
 class CallController:
@@ -710,6 +716,12 @@ class CallController:
     def _reconcile(self, node: Node, generation: int, changes: list) -> None:
         """Bring the calls of ``node`` in line with what it reports after a (re)connect.
 
+        A call whose channel is still listed but was not known answered is asked about
+        with ``uuid_dump`` (``_found_on_reconnect``): an answer FreeSWITCH recorded while we
+        were away becomes the call's ``in_progress`` transition, at FreeSWITCH's answer time,
+        and goes to the listeners (media session, webhooks) like any answer.  A call whose
+        channel is not listed is closed behind the events already queued (``_gone``).
+
         Runs on the worker, ahead of every event of the new link (``_link_up`` queued it
         before the subscription was sent), so a call is re-attached before its events
         are applied and none of them is dropped as unknown.
@@ -742,27 +754,46 @@ class CallController:
             row = channels.get(call.uuid)
             if row is None:
                 gone.append((live, call))
-            elif row.get("callstate") == "ACTIVE" and live.status is not Status.IN_PROGRESS:
-                live.channel_seen = True
-                self._transition(live, Transition(
-                    Status.IN_PROGRESS, now, "reconcile", detail={"note": "answered while the ESL link was down"}),
-                    changes)
+                continue
+            live.channel_seen = True
+            if live.status is Status.IN_PROGRESS:
+                continue  # nothing it can have done unseen but end, and then it would be gone
+            self._transition(live, self._found_on_reconnect(node, live, row, now), changes)
         if gone:
             # Behind every event already received: a channel that just hung up still gets
             # its real CHANNEL_HANGUP_COMPLETE applied first; only the silent ones are closed.
             self.inbox.put(("gone", gone, now))
 
     @staticmethod
+    def _found_on_reconnect(node: Node, live: LiveCall, row: dict, now: datetime) -> Transition | None:
+        """What a call still on FreeSWITCH did while we were not listening: answered (at the
+        time FreeSWITCH recorded), started ringing, or nothing (``states.found_on_reconnect``).
+
+        The times come from ``uuid_dump``.  If FreeSWITCH cannot dump the channel
+        (``-ERR Allocation error``, a timeout), ``show channels``' call state still tells an
+        answered call, which then gets the reconcile time, the latest it can have been
+        answered.  A channel that hung up since ``show channels`` did so while this link
+        listened (the subscription precedes ``connected``): its own CHANNEL_HANGUP_COMPLETE
+        is on the way and ends the call with FreeSWITCH's figures."""
+        try:
+            dump = node.api(f"uuid_dump {live.uuid} json")
+            return found_on_reconnect(live.view(), Event(dump.encode(), is_json=True))
+        except CommandFailed as exc:
+            if "No such channel" in exc.reply:
+                return None
+            problem = exc.reply.strip()
+        except (LinkDown, CommandTimeout, ProtocolError) as exc:
+            problem = str(exc)
+        logger.warning("reconcile %s: uuid_dump %s: %s", node.name, live.uuid, problem)
+        if row.get("callstate") not in ANSWERED_CALLSTATES:
+            return None
+        return Transition(Status.IN_PROGRESS, now, "reconcile", detail={
+            "note": "answered while the gateway was not listening; FreeSWITCH did not say when "
+                    f"(uuid_dump: {problem}), so answered_at is the reconcile time, an upper bound"})
+
+    @staticmethod
     def _gone(live: LiveCall, call: Call, now: datetime) -> Transition:
-        """The channel vanished while we were not listening (FreeSWITCH restart, link loss)."""
-        if live.answered:
-            billsec = int((now - call.answered_at).total_seconds()) if call.answered_at else 0
-            status, reason = Status.COMPLETED, EndReason.COMPLETED
-        else:
-            billsec = 0
-            status, reason = Status.FAILED, EndReason.FAILED
-        return Transition(
-            status, now, "reconcile", end_reason=reason, hangup_cause="CHANNEL_GONE",
-            billsec=billsec, duration_sec=int((now - call.created_at).total_seconds()),
-            detail={"note": "channel no longer on FreeSWITCH after reconnect; times are upper bounds"},
-        )
+        """The channel vanished while we were not listening (FreeSWITCH restart, link loss,
+        the gateway down): ``states.channel_vanished`` says what can be known."""
+        return channel_vanished(live.view(), call.created_at, call.answered_at, now)
+

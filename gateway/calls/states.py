@@ -93,6 +93,9 @@ class Transition:
     billsec: int | None = None
     duration_sec: int | None = None
     detail: dict = field(default_factory=dict)
+    # The end was not seen: ``at`` is when the gateway found the channel gone, so it, the
+    # billsec and the duration are upper bounds (``Call.ended_at_upper_bound``).
+    ended_at_upper_bound: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,3 +170,61 @@ def originate_failed(call: CallView, body: str, at: datetime) -> Transition | No
     status, reason = classify_end(cause, False, call.rang)
     return Transition(status, at, "BACKGROUND_JOB", end_reason=reason, hangup_cause=cause,
                       billsec=0, duration_sec=0, detail={"job_result": body.strip()})
+
+
+def found_on_reconnect(call: CallView, channel) -> Transition | None:
+    """What a live channel's CHANNEL_DATA (``uuid_dump <uuid> json``, read when the gateway
+    listens again) says happened while it was not listening, or ``None``.
+
+    ``show channels`` has no answer time (its columns are fixed in ``switch_core_sqldb.c``),
+    and the channel variables ``answer_epoch``/``answer_uepoch``/``billsec`` are set only when
+    the channel hangs up (``switch_channel_set_timestamps``, called from the hangup state).
+    While the channel is up, its caller profile's times are the record:
+    ``Caller-Channel-Answered-Time`` (set by ``switch_channel_perform_mark_answered``, kept
+    across transfers), ``Caller-Channel-Progress-Time`` (180) and
+    ``Caller-Channel-Progress-Media-Time`` (183), microseconds since the epoch, 0 if not yet
+    (``switch_caller.c``; research/fs-captures/sip_inbound_9201_*.control.wire).
+    """
+    if call.status in FINAL or call.status is Status.IN_PROGRESS:
+        return None
+    answered = _epoch_usec(channel.get("Caller-Channel-Answered-Time"))
+    if answered is not None:
+        return Transition(Status.IN_PROGRESS, answered, "reconcile",
+                          detail={"note": "answered while the gateway was not listening; "
+                                          "answer time from FreeSWITCH (uuid_dump)"})
+    if call.status is not Status.QUEUED:
+        return None
+    rang = [t for t in (_epoch_usec(channel.get("Caller-Channel-Progress-Time")),
+                        _epoch_usec(channel.get("Caller-Channel-Progress-Media-Time"))) if t is not None]
+    if not rang:
+        return None
+    return Transition(Status.RINGING, min(rang), "reconcile",
+                      detail={"note": "rang while the gateway was not listening; "
+                                      "progress time from FreeSWITCH (uuid_dump)"})
+
+
+def channel_vanished(call: CallView, created_at: datetime, answered_at: datetime | None,
+                     now: datetime) -> Transition:
+    """The end of a call whose channel FreeSWITCH no longer has when the gateway listens
+    again (FreeSWITCH restarted, the link or the gateway was down while it hung up).
+
+    Its real end is gone with the channel: ``hangup_cause``, ``billsec`` and the end time
+    exist only in CHANNEL_HANGUP_COMPLETE (sent to whoever listened then: an ESL listener's
+    queue dies with its connection) and in the CDR modules (mod_cdr_csv, mod_xml_cdr,
+    mod_json_cdr), which the shipped configuration does not load; ``show channels`` and
+    ``uuid_*`` know only live channels.  So the call ends at ``now`` with
+    ``hangup_cause = CHANNEL_GONE`` and ``ended_at_upper_bound``: a call the gateway knew
+    answered completes, its answer time kept and its billsec the longest it can have been;
+    one it did not fails (whether it was answered, and how it ended, is unknown).
+    """
+    if call.answered:
+        status, reason = Status.COMPLETED, EndReason.COMPLETED
+        billsec = max(0, int((now - answered_at).total_seconds())) if answered_at else 0
+    else:
+        status, reason, billsec = Status.FAILED, EndReason.FAILED, 0
+    return Transition(
+        status, now, "reconcile", end_reason=reason, hangup_cause="CHANNEL_GONE", billsec=billsec,
+        duration_sec=max(0, int((now - created_at).total_seconds())), ended_at_upper_bound=True,
+        detail={"note": "channel no longer on FreeSWITCH when the gateway listened again: it ended "
+                        "unseen, before this; ended_at, billsec and duration are upper bounds"},
+    )

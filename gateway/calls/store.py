@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 from gateway.calls.states import FINAL, Status, Transition
 from gateway.models import Call, CallEvent, database, utcnow
 
-_FINAL_COLUMNS = ("ended_at", "end_reason", "hangup_cause", "billsec", "duration_sec")
+_FINAL_COLUMNS = ("ended_at", "end_reason", "hangup_cause", "billsec", "duration_sec", "ended_at_upper_bound")
 
 
 def _columns(status: Status) -> tuple[str, ...]:
@@ -51,6 +51,7 @@ def _update_params(transition: Transition, call_uuid: str) -> list:
         "hangup_cause": transition.hangup_cause,
         "billsec": transition.billsec,
         "duration_sec": transition.duration_sec,
+        "ended_at_upper_bound": transition.ended_at_upper_bound,
     }
     return [values[column] for column in _columns(transition.to_status)] + [call_uuid]
 

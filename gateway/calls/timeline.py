@@ -22,4 +22,6 @@ def timeline(call: Call, events: list[CallEvent] | None = None) -> str:
         lines.append(f"    +{offset:6.3f}s  {event.kind:<8} {what:<32} {event.detail.get('reason', '')}".rstrip())
     lines.append(f"    final: status={call.status} end_reason={call.end_reason} cause={call.hangup_cause} "
                  f"billsec={call.billsec} duration={call.duration_sec}")
+    if call.ended_at_upper_bound:
+        lines.append("    ended while the gateway was not listening: end time, billsec and duration are upper bounds")
     return "\n".join(lines)

@@ -1,5 +1,5 @@
 """Calls and their append-only event log."""
-from peewee import AutoField, CharField, ForeignKeyField, IntegerField, TextField
+from peewee import AutoField, BooleanField, CharField, ForeignKeyField, IntegerField, TextField
 
 from .accounts import Account
 from .agents import Agent
@@ -42,6 +42,10 @@ class Call(BaseModel):
     ringing_at = UTCDateTimeField(null=True)
     answered_at = UTCDateTimeField(null=True)
     ended_at = UTCDateTimeField(null=True)
+    # True when the call ended while the gateway was not listening (``hangup_cause``
+    # CHANNEL_GONE): ``ended_at`` is when it found the channel gone, and ``billsec`` and
+    # ``duration_sec``, measured to then, are the longest the call can have lasted.
+    ended_at_upper_bound = BooleanField(default=False)
     updated_at = UTCDateTimeField(default=utcnow)
     # The agent the call was handed to (/v1); the call outlives the agent's deletion.
     agent = ForeignKeyField(Agent, backref="calls", null=True, on_delete="SET NULL", index=False)

@@ -575,6 +575,13 @@ def _add_transfer_policy(db: Database) -> None:
     )
 
 
+def _add_call_end_upper_bound(db: Database) -> None:
+    """``calls.ended_at_upper_bound``: the call ended while the gateway was not listening,
+    so its end time, billsec and duration are upper bounds (``states.channel_vanished``)."""
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    pw_migrate.migrate(migrator.add_column("calls", "ended_at_upper_bound", BooleanField(default=False)))
+
+
 MIGRATIONS = [
     _create_initial_tables,
     _add_keys_agents_numbers,
@@ -585,6 +592,7 @@ MIGRATIONS = [
     _dead_webhook_deliveries,
     _add_otp_guesses,
     _add_transfer_policy,
+    _add_call_end_upper_bound,
 ]
 
 

@@ -297,12 +297,14 @@ def uuid_audio_stream(sim, args):
 
 @command("uuid_dump")
 def uuid_dump(sim, args):
+    """The channel's data as a CHANNEL_DATA event; an unknown uuid answers ``-ERR No such
+    channel!`` (mod_commands.c ``uuid_dump_function``)."""
     argv = args.split()
     if not argv:
         return "-USAGE: <uuid> [format]\n"
     s = _session(sim, argv[0])
     if s is None:
-        return "-ERR Cannot locate session!\n"
+        return "-ERR No such channel!\n"
     ch = s.channel
     headers = sim.core.build_headers("CHANNEL_DATA", CALLING["CHANNEL_DATA"],
                                      lambda: ch.event_headers("CHANNEL_DATA"))
