@@ -28,6 +28,7 @@ from pathlib import Path  # noqa: E402
 
 from gevent.pool import Pool  # noqa: E402
 
+from gateway import secret_keys  # noqa: E402
 from gateway.calls.controller import CallController  # noqa: E402
 from gateway.calls.states import FINAL, Status  # noqa: E402
 from gateway.config import NodeConfig  # noqa: E402
@@ -106,6 +107,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
     args = parser.parse_args()
+    secret_keys.configure(secret_keys.SecretKeys.throwaway("the benchmark's key"))  # it reads only what it writes
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
         migrate(connect(url))

@@ -11,7 +11,8 @@
 #   3. our configuration (freeswitch-conf/) and dialplan (dialplan/) in /etc/freeswitch, with a
 #      random Event Socket password;
 #   4. the gateway in a virtualenv (/opt/voicegw/venv), its environment file
-#      /etc/voicegw/voicegw.env (the same ESL password) and the systemd unit voicegw.service;
+#      /etc/voicegw/voicegw.env (the same ESL password, and the key that encrypts the stored
+#      webhook secrets and provider API keys) and the systemd unit voicegw.service;
 #   5. optionally PostgreSQL (VOICEGW_POSTGRES=1), else SQLite in /var/lib/voicegw.
 # Then it starts FreeSWITCH and the gateway and runs "voicegw doctor".
 #
@@ -153,6 +154,12 @@ choose_secrets() {
         ESL_PASSWORD=$(openssl rand -hex 24)
     fi
     DATABASE_URL=$(env_value GATEWAY_DATABASE_URL)
+    # Kept as it is (during a rotation it lists several keys); else a new Fernet key:
+    # 32 random bytes in url-safe base64.
+    SECRETS_KEY=$(env_value GATEWAY_SECRETS_KEY)
+    if [[ -z "$SECRETS_KEY" ]]; then
+        SECRETS_KEY=$(openssl rand -base64 32 | tr '+/' '-_')
+    fi
 }
 
 install_freeswitch_config() {
@@ -236,6 +243,7 @@ write_environment() {
 GATEWAY_DATABASE_URL=$DATABASE_URL
 GATEWAY_HTTP=$VOICEGW_HTTP
 FREESWITCH_NODES=127.0.0.1:8021:$ESL_PASSWORD
+GATEWAY_SECRETS_KEY=$SECRETS_KEY
 ENV
     chown root:voicegw "$tmp"
     chmod 0640 "$tmp"

@@ -27,7 +27,7 @@ with atheris.instrument_imports(include=["gateway.webhooks", "gateway.peer_json"
     from flask import Flask
     from peewee import SqliteDatabase
 
-    from gateway import models
+    from gateway import models, secret_keys
     from gateway.models import Account, Agent, Call, ProviderCall, WebhookDelivery, connect, migrate
     from gateway.webhooks import ingest, signing
     from gateway.webhooks.provider import register_provider_call
@@ -47,6 +47,8 @@ def _database():
 
 
 def _setup():
+    # The run's account is its own, read by nothing else: a key of its own encrypts its secret.
+    secret_keys.configure(secret_keys.SecretKeys.throwaway("the fuzz run's key"))
     db = _database()
     migrate(db)
     ProviderCall.delete().where(ProviderCall.provider_call_id == PROVIDER_CALL_ID).execute()

@@ -39,7 +39,7 @@ from functools import partial
 from peewee import DatabaseError, IntegrityError, fn
 from playhouse.pool import PooledDatabase
 
-from gateway import models, net_policy
+from gateway import models, net_policy, secret_keys
 from gateway.auth import keys
 from gateway.calls.transfer_policy import TransferPolicy, clean_number_rules, clean_sip_domains
 from gateway.config import Settings
@@ -54,6 +54,7 @@ from gateway.models import (
     clean_route,
     connect,
     migrate,
+    stored_secrets,
 )
 from gateway.models.validators import check_socket_url, check_webhook_url
 from gateway.numbering import check_region, normalize
@@ -181,7 +182,7 @@ def _run(handler: Callable[[argparse.Namespace], Output], args: argparse.Namespa
     try:
         settings = Settings.from_env(config_file=getattr(args, "config", None))
         # URLs given to a command are checked against the operator's allowlist.
-        with _database(settings.database_url) as db, \
+        with secret_keys.using(settings.secrets_keys), _database(settings.database_url) as db, \
                 net_policy.policy.allowing(*settings.outbound_allowlist), db.atomic():
             output = handler(args)
     except ValueError as exc:  # CommandError, InvalidNumber, UnknownScope, bad settings…
@@ -205,7 +206,9 @@ def _fail(message: str, status: int) -> int:
 
 @contextmanager
 def _database(url: str):
-    """Bind the models to ``url``'s database, migrated, for one command.
+    """Bind the models to ``url``'s database, migrated and its stored secrets readable
+    with this process's keys (so that no command writes one with another key), for one
+    command.
 
     Afterwards the models are bound back to what they were, so that commands
     can run in-process (tests, a shell) without stealing the caller's binding.
@@ -214,6 +217,7 @@ def _database(url: str):
     db = connect(url)
     try:
         migrate(db)
+        stored_secrets.check(db)
         yield db
     finally:
         if isinstance(db, PooledDatabase):

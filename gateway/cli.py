@@ -14,11 +14,12 @@ from gateway.config import CONFIG_VAR, NodeConfig, Settings  # noqa: E402
 
 
 def cmd_serve(args) -> int:
-    from gateway import net_policy
+    from gateway import net_policy, secret_keys
     from gateway.runtime import Gateway
 
     settings = Settings.from_env(config_file=args.config)
     net_policy.configure(settings.outbound_allowlist)
+    secret_keys.configure(settings.secrets_keys)
     gateway = Gateway(settings)
     gateway.start()
     wait_for_termination()
@@ -35,9 +36,11 @@ def wait_for_termination() -> None:
 
 
 def cmd_migrate(args) -> int:
+    from gateway import secret_keys
     from gateway.models import connect, migrate
 
     settings = Settings.from_env(config_file=args.config)
+    secret_keys.configure(settings.secrets_keys)  # a step encrypts the secrets stored in clear
     applied = migrate(connect(settings.database_url))
     steps = ", ".join(map(str, applied)) if applied else "nothing to apply"
     print(f"database {settings.database_url}: migrated ({steps})")
@@ -68,9 +71,13 @@ def cmd_simulate_call(args) -> int:
     from gateway import simulate_call
 
     if args.did:
+        from gateway import secret_keys
+
         node = NodeConfig.parse(args.esl, "--esl")
-        database_url = Settings.from_env(config_file=args.config).database_url
-        return simulate_call.inject(node, args.did, args.caller, args.caller_name, args.seconds, database_url)
+        settings = Settings.from_env(config_file=args.config)
+        secret_keys.configure(settings.secrets_keys)  # the gateway's database is read with the gateway's keys
+        return simulate_call.inject(node, args.did, args.caller, args.caller_name, args.seconds,
+                                    settings.database_url)
     return simulate_call.call_bot(args.socket_url, args.seconds, args.audio)
 
 
@@ -91,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_doctor)
     sub.add_parser("demo", help="run the simulator and the gateway, place calls, print their timelines").set_defaults(
         func=cmd_demo)
-    from gateway import admin_cli, calls_cli, public_cli
+    from gateway import admin_cli, calls_cli, public_cli, secrets_cli
     from gateway.simulator import cli as simulator_cli
     from gateway.webhooks import cli as webhooks_cli
 
@@ -100,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     public_cli.add_subparsers(sub)
     webhooks_cli.add_subparsers(sub)
     calls_cli.add_subparsers(sub)
+    secrets_cli.add_subparsers(sub)
     sim_call = sub.add_parser("simulate-call", help="call your bot through a simulated FreeSWITCH, or inject "
                                                     "an inbound call into a DID")
     target = sim_call.add_mutually_exclusive_group(required=True)

@@ -30,6 +30,8 @@ from typing import Mapping, NamedTuple
 from gateway.net_policy import ALLOWLIST_ALIAS as OUTBOUND_ALLOWLIST_ALIAS
 from gateway.net_policy import ALLOWLIST_VAR as OUTBOUND_ALLOWLIST_VAR
 from gateway.net_policy import IPNetwork, parse_allowlist
+from gateway.secret_keys import KEY_VAR as SECRETS_KEY_VAR
+from gateway.secret_keys import SecretKeys
 
 DATABASE_URL_VAR = "GATEWAY_DATABASE_URL"
 HTTP_VAR = "GATEWAY_HTTP"
@@ -48,7 +50,7 @@ MEDIA_DIR_VAR = "GATEWAY_MEDIA_DIR"
 _MEDIA_VARS = (MEDIA_ENABLED_VAR, MEDIA_LISTEN_VAR, MEDIA_URL_VAR, MEDIA_PLAYBACK_VAR, BOT_CONNECT_TIMEOUT_VAR,
                ELEVENLABS_URL_VAR, VAPI_URL_VAR)
 _SETTING_VARS = (DATABASE_URL_VAR, HTTP_VAR, NODES_VAR, ADMISSION_WAIT_VAR, MEDIA_DIR_VAR) + _MEDIA_VARS
-_SETTING_VARS += (OUTBOUND_ALLOWLIST_VAR, OUTBOUND_ALLOWLIST_ALIAS)
+_SETTING_VARS += (OUTBOUND_ALLOWLIST_VAR, OUTBOUND_ALLOWLIST_ALIAS, SECRETS_KEY_VAR)
 PLAYBACK_FORMS = ("files", "stream")
 DEFAULT_MEDIA_PORT = 8090
 #: Seconds a placed call may wait for its FreeSWITCH node's session budget before it
@@ -141,6 +143,9 @@ class Settings:
     #: Internal addresses customer URLs (webhooks, bot sockets) may reach anyway
     #: (``gateway.net_policy``; a process applies it with ``net_policy.configure``).
     outbound_allowlist: tuple[IPNetwork, ...] = ()
+    #: The keys stored secrets are encrypted with (``gateway.secret_keys``; a process
+    #: applies them with ``secret_keys.configure``); None: each database's fallback.
+    secrets_keys: SecretKeys | None = None
 
     @classmethod
     def from_env(
@@ -177,6 +182,8 @@ class Settings:
         if allowlist_var in raw:  # the former name counts only without the new one
             text, source = raw[allowlist_var]
             parsed["outbound_allowlist"] = parse_allowlist(text, source)
+        if SECRETS_KEY_VAR in raw:
+            parsed["secrets_keys"] = SecretKeys.parse(*raw[SECRETS_KEY_VAR])
         return cls(database_url=database_url, **parsed)
 
 

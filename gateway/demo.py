@@ -24,7 +24,7 @@ from pathlib import Path
 import gevent
 import requests
 
-from gateway import net_policy
+from gateway import net_policy, secret_keys
 from gateway.auth.keys import create_key
 from gateway.calls.states import FINAL, Status
 from gateway.calls.timeline import timeline
@@ -47,8 +47,10 @@ REFUSED = [
 def run(out=sys.stdout) -> int:
     say = lambda text="": print(text, file=out)  # noqa: E731
     # Everything runs on 127.0.0.1, which customer URLs (the bot's) may not reach unless
-    # the operator allows it: the demo is the operator, and allows it for its run.
-    with tempfile.TemporaryDirectory(prefix="voicegw-demo-") as tmp, net_policy.policy.allowing("127.0.0.1"):
+    # the operator allows it: the demo is the operator, and allows it for its run. Its
+    # database is thrown away, and so is the key its secrets are encrypted with.
+    with tempfile.TemporaryDirectory(prefix="voicegw-demo-") as tmp, net_policy.policy.allowing("127.0.0.1"), \
+            secret_keys.using(secret_keys.SecretKeys.throwaway("the demo's key")):
         simulator = Simulator(port=0, answer_delay=0.3)
         simulator.start()
         bot = EchoBot()

@@ -16,7 +16,7 @@ from gateway.calls.controller import CallController
 from gateway.calls.media_session import MediaSessions
 from gateway.config import Settings
 from gateway.media.bridge import MediaBridge
-from gateway.models import connect, migrate
+from gateway.models import connect, migrate, stored_secrets
 from gateway.models.db import close_database
 from gateway.webhooks.dispatcher import Dispatcher
 from gateway.webhooks.outbox import outbox_hook, outbox_log_hook
@@ -59,6 +59,10 @@ class Gateway:
 
     def start(self, http: bool = True) -> None:
         migrate(self.db)
+        # Before anything reads a stored secret: a missing or wrong key stops the start here,
+        # with one clear line, not in the middle of a call or a webhook delivery.
+        keys = stored_secrets.check(self.db)
+        logger.info("stored secrets: encrypted with key %s (%s)", keys.first_id, keys.source)
         if self.bridge is not None:
             self.bridge.start()
             for node in self.controller.nodes:

@@ -28,7 +28,7 @@ from pathlib import Path
 import gevent
 from gevent.event import AsyncResult, Event as Flag
 
-from gateway import net_policy
+from gateway import net_policy, secret_keys
 from gateway.admin_cli import _database
 from gateway.calls.controller import CallError
 from gateway.calls.dialstring import check_dialable, quote_var
@@ -71,8 +71,10 @@ def named_bot_addresses(socket_url: str) -> list[str]:
 
 def call_bot(socket_url: str, seconds: float, audio: str | None, out=sys.stdout) -> int:
     say = lambda text="": print(text, file=out)  # noqa: E731
+    # A throw-away database, and a throw-away key for the secrets stored in it.
     with tempfile.TemporaryDirectory(prefix="voicegw-simulate-") as tmp, \
-            net_policy.policy.allowing(*named_bot_addresses(socket_url)):
+            net_policy.policy.allowing(*named_bot_addresses(socket_url)), \
+            secret_keys.using(secret_keys.SecretKeys.throwaway("simulate-call's key")):
         simulator = Simulator(port=0, answer_delay=0.2)
         simulator.start()
         settings = Settings(

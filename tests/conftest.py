@@ -22,7 +22,7 @@ import pytest
 from playhouse.pool import PooledDatabase
 from psycopg2 import sql
 
-from gateway import models, net_policy
+from gateway import models, net_policy, secret_keys
 from gateway.models import ALL_MODELS, connect, database_from_url, migrate
 from gateway.models.db import close_database
 
@@ -133,6 +133,30 @@ def database(database_url):
     # Unbind, so that a later test without this fixture fails instead of
     # quietly reopening this test's database.
     models.database.initialize(None)
+
+
+#: The key the tests' stored secrets are encrypted with: one for the session, since the
+#: PostgreSQL test database outlives a test.
+TEST_SECRETS_KEY = secret_keys.generate_key()
+
+
+@pytest.fixture(autouse=True)
+def _secrets_key():
+    """Every test runs with GATEWAY_SECRETS_KEY set, as a production install does: in the
+    process (for the gateways and databases tests build) and in the environment (for
+    commands run in-process and subprocesses).  Not with ``monkeypatch``: requested by an
+    autouse fixture, it would be torn down after the test's other fixtures, and its undo
+    would overwrite what they restored (``loopback_allowed``'s allowlist)."""
+    saved = os.environ.get(secret_keys.KEY_VAR)
+    os.environ[secret_keys.KEY_VAR] = TEST_SECRETS_KEY
+    try:
+        with secret_keys.using(secret_keys.SecretKeys.parse(TEST_SECRETS_KEY, secret_keys.KEY_VAR)):
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop(secret_keys.KEY_VAR, None)
+        else:
+            os.environ[secret_keys.KEY_VAR] = saved
 
 
 @pytest.fixture

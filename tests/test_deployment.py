@@ -141,6 +141,32 @@ def test_provisioning_writes_the_same_password_into_the_gateway_environment():
     assert "ENV_FILE=$ENV_DIR/voicegw.env" in script and "ENV_DIR=/etc/voicegw" in script
 
 
+def choose_secrets(env_file: Path) -> dict[str, str]:
+    """Run provision.sh's own ``choose_secrets`` against ``env_file``; the values it chose."""
+    script = PROVISION.read_text()
+    functions = "".join(re.search(rf"^{name}\(\) {{\n.*?^}}\n", script, re.S | re.M).group(0)
+                        for name in ("env_value", "choose_secrets"))
+    result = subprocess.run(["bash", "-c", f"set -euo pipefail\n{functions}ENV_FILE={env_file}\nchoose_secrets\n"
+                             'printf "%s\\n%s\\n" "$SECRETS_KEY" "$ESL_PASSWORD"'],
+                            capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 0, result.stderr
+    secrets_key, esl_password = result.stdout.splitlines()
+    return {"secrets_key": secrets_key, "esl_password": esl_password}
+
+
+def test_provisioning_writes_a_secrets_key_and_keeps_the_one_it_finds(tmp_path):
+    from gateway.secret_keys import SecretKeys
+
+    script = PROVISION.read_text()
+    assert "GATEWAY_SECRETS_KEY=$SECRETS_KEY" in script
+    first = choose_secrets(tmp_path / "absent.env")["secrets_key"]
+    second = choose_secrets(tmp_path / "absent.env")["secrets_key"]
+    assert first != second and len(SecretKeys.parse(first, "provision.sh").ids) == 1  # a real Fernet key
+    env_file = tmp_path / "voicegw.env"
+    env_file.write_text(f"FREESWITCH_NODES=127.0.0.1:8021:pw0123456789\nGATEWAY_SECRETS_KEY={first},{second}\n")
+    assert choose_secrets(env_file) == {"secrets_key": f"{first},{second}", "esl_password": "pw0123456789"}
+
+
 def test_reinstall_keeps_site_files_and_site_settings_win(tmp_path):
     dest = tmp_path / "freeswitch"
     assert install_conf(dest).returncode == 0

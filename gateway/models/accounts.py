@@ -8,7 +8,7 @@ from decimal import Decimal
 from peewee import AutoField, BooleanField, CharField, IntegerField, TextField
 
 from .db import BaseModel
-from .fields import JSONTextField, MoneyField, UTCDateTimeField, utcnow
+from .fields import EncryptedTextField, JSONTextField, MoneyField, UTCDateTimeField, utcnow
 
 ACCOUNT_STATUSES = ("active", "suspended")
 
@@ -29,12 +29,13 @@ def generate_webhook_secret() -> str:
 class Account(BaseModel):
     """One customer.
 
-    ``webhook_secret`` is the HMAC key the gateway signs its webhooks with, so it
-    is stored as is: unlike an API secret, which we only ever verify, it cannot
-    be kept as a hash. The same holds for the provider credentials
-    (``elevenlabs_api_key``, ``vapi_api_key``), which the media connectors send
-    to those providers on the account's behalf. None of them is ever printed in
-    full except where an admin asked for it (creation, rotation, ``show``).
+    ``webhook_secret`` is the HMAC key the gateway signs its webhooks with: unlike
+    an API secret, which we only ever verify, it cannot be kept as a hash. The same
+    holds for the provider credentials (``elevenlabs_api_key``, ``vapi_api_key``),
+    which the media connectors send to those providers on the account's behalf. So
+    they are stored encrypted (``EncryptedTextField``, ``gateway.secret_keys``) and
+    read back in clear. None of them is ever printed in full except where an admin
+    asked for it (creation, rotation, ``show``).
     """
 
     id = AutoField()
@@ -50,13 +51,13 @@ class Account(BaseModel):
     # number names a target.
     default_socket_url = TextField(null=True)
     default_webhook_url = TextField(null=True)
-    webhook_secret = CharField(max_length=64, default=generate_webhook_secret)
-    webhook_secret_previous = CharField(max_length=64, null=True)
+    webhook_secret = EncryptedTextField(default=generate_webhook_secret)
+    webhook_secret_previous = EncryptedTextField(null=True)
     webhook_secret_rotated_at = UTCDateTimeField(null=True)
     rate_limit_per_minute = IntegerField(default=DEFAULT_RATE_LIMIT_PER_MINUTE)
     balance = MoneyField(max_digits=14, decimal_places=4, default=Decimal("0.0000"))
-    elevenlabs_api_key = TextField(null=True)
-    vapi_api_key = TextField(null=True)
+    elevenlabs_api_key = EncryptedTextField(null=True)
+    vapi_api_key = EncryptedTextField(null=True)
     # Where a press-1 call's "connect_agent" transfers to (public calling API): a number,
     # an extension or a SIP URI, as ``CallController.transfer`` takes it.
     agent_destination = CharField(max_length=255, null=True)

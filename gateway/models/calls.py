@@ -1,5 +1,5 @@
 """Calls and their append-only event log."""
-from peewee import AutoField, BooleanField, CharField, ForeignKeyField, IntegerField, TextField
+from peewee import SQL, AutoField, BooleanField, CharField, ForeignKeyField, IntegerField, TextField
 
 from .accounts import Account
 from .agents import Agent
@@ -45,7 +45,7 @@ class Call(BaseModel):
     # True when the call ended while the gateway was not listening (``hangup_cause``
     # CHANNEL_GONE): ``ended_at`` is when it found the channel gone, and ``billsec`` and
     # ``duration_sec``, measured to then, are the longest the call can have lasted.
-    ended_at_upper_bound = BooleanField(default=False)
+    ended_at_upper_bound = BooleanField(default=False, constraints=[SQL("DEFAULT FALSE")])  # rows written by older code
     updated_at = UTCDateTimeField(default=utcnow)
     # The agent the call was handed to (/v1); the call outlives the agent's deletion.
     agent = ForeignKeyField(Agent, backref="calls", null=True, on_delete="SET NULL", index=False)

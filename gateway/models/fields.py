@@ -7,6 +7,8 @@ from decimal import Decimal
 
 from peewee import DateTimeField, DecimalField, Node, TextField
 
+from gateway.secret_keys import keys_for
+
 
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime (the default for timestamps)."""
@@ -72,3 +74,24 @@ class MoneyField(DecimalField):
         if value is None:
             return None
         return value.quantize(Decimal(1).scaleb(-self.decimal_places))
+
+
+class EncryptedTextField(TextField):
+    """A secret the gateway must read back (a webhook signing secret, a provider's API
+    key), encrypted on the way in and decrypted on the way out (``gateway.secret_keys``:
+    the keys are those of the model's database). A stored value that is not encrypted,
+    or whose key is missing, raises ``SecretKeyError`` instead of reading back empty.
+    Compare with such a field in no query: each encryption of a value differs."""
+
+    def db_value(self, value):
+        if value is None or isinstance(value, Node):
+            return value
+        if not isinstance(value, str):
+            raise TypeError(f"{self.name}: a secret is a string, not {type(value).__name__}")
+        return keys_for(self.model._meta.database).encrypt(value)
+
+    def python_value(self, value):
+        if value is None:
+            return None
+        what = f"{self.model._meta.table_name}.{self.column_name}"
+        return keys_for(self.model._meta.database).decrypt(value, what)

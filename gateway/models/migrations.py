@@ -38,9 +38,12 @@ from peewee import (
     Model,
     PostgresqlDatabase,
     SchemaManager,
+    Table,
     TextField,
 )
 from playhouse import migrate as pw_migrate
+
+from gateway.secret_keys import keys_for
 
 from .db import BaseModel
 from .fields import UTCDateTimeField, utcnow
@@ -579,7 +582,41 @@ def _add_call_end_upper_bound(db: Database) -> None:
     """``calls.ended_at_upper_bound``: the call ended while the gateway was not listening,
     so its end time, billsec and duration are upper bounds (``states.channel_vanished``)."""
     migrator = pw_migrate.SchemaMigrator.from_database(db)
-    pw_migrate.migrate(migrator.add_column("calls", "ended_at_upper_bound", BooleanField(default=False)))
+    pw_migrate.migrate(migrator.add_column(
+        "calls", "ended_at_upper_bound", BooleanField(default=False, constraints=[SQL("DEFAULT FALSE")])))
+
+
+def _encrypt_account_secrets(db: Database) -> None:
+    """Webhook signing secrets and provider API keys are stored encrypted
+    (``gateway.secret_keys``): every one stored in clear is encrypted with the first key.
+
+    The webhook secret columns were VARCHAR(64), too short for an encrypted value, so
+    each is replaced by a TEXT column: added, filled, the old one dropped, the new one
+    renamed (SQLite changes a column's type only by rebuilding the table, which fails
+    while ``calls`` rows reference it). A key is needed only when there is something to
+    encrypt: a fresh database is migrated without one.
+    """
+    moved = {"webhook_secret": "webhook_secret_encrypted",
+             "webhook_secret_previous": "webhook_secret_previous_encrypted"}
+    in_place = ("elevenlabs_api_key", "vapi_api_key")
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    pw_migrate.migrate(
+        migrator.add_column("accounts", "webhook_secret_encrypted",
+                            TextField(constraints=[SQL("DEFAULT ''")]), allow_not_null=True),
+        migrator.add_column("accounts", "webhook_secret_previous_encrypted", TextField(null=True)),
+    )
+    accounts = Table("accounts").bind(db)
+    rows = list(accounts.select(accounts.c.id, *(getattr(accounts.c, name) for name in (*moved, *in_place))).dicts())
+    keys = keys_for(db) if any(row[name] is not None for row in rows for name in (*moved, *in_place)) else None
+    for row in rows:
+        sealed = {getattr(accounts.c, moved.get(name, name)): keys.encrypt(row[name])
+                  for name in (*moved, *in_place) if row[name] is not None}
+        if sealed:
+            accounts.update(sealed).where(accounts.c.id == row["id"]).execute()
+    pw_migrate.migrate(
+        *(migrator.drop_column("accounts", old) for old in moved),
+        *(migrator.rename_column("accounts", new, old) for old, new in moved.items()),
+    )
 
 
 MIGRATIONS = [
@@ -593,6 +630,7 @@ MIGRATIONS = [
     _add_otp_guesses,
     _add_transfer_policy,
     _add_call_end_upper_bound,
+    _encrypt_account_secrets,
 ]
 
 

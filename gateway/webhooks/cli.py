@@ -263,17 +263,19 @@ def cmd_dispatch(args) -> int:
     import gevent
     import gevent.event
 
-    from gateway import net_policy
+    from gateway import net_policy, secret_keys
     from gateway.config import Settings
-    from gateway.models import connect, migrate
+    from gateway.models import connect, migrate, stored_secrets
     from gateway.webhooks.dispatcher import Dispatcher
 
     if not 0 < args.max_age_hours <= MAX_WINDOW_HOURS:
         raise ValueError(f"--max-age-hours must be more than 0 and at most {MAX_WINDOW_HOURS} (a year)")
     settings = Settings.from_env(config_file=getattr(args, "config", None))
     net_policy.configure(settings.outbound_allowlist)
+    secret_keys.configure(settings.secrets_keys)
     db = connect(settings.database_url)
     migrate(db)
+    stored_secrets.check(db)  # it signs with the accounts' secrets
     dispatcher = Dispatcher(
         db, max_attempts=args.max_attempts, max_age=timedelta(hours=args.max_age_hours),
         concurrency=args.concurrency, request_timeout=args.timeout, backoff_base=args.backoff_base,
