@@ -12,7 +12,8 @@ re-encrypts only what is not on the first key.
 Where the keys come from:
 
 * ``GATEWAY_SECRETS_KEY`` (``gateway.config``): comma-separated Fernet keys. The first
-  encrypts, every one decrypts; a process applies them with :func:`configure`.
+  encrypts, every one decrypts; a process applies them with :func:`configure`, and one
+  that did not still reads them from its settings.
 * Without it, a SQLite database's key file, beside it (``<database>.secrets-key``, mode
   0600), generated on first use with a log line naming it: a fresh install and ``voicegw
   demo`` need no configuration.
@@ -24,6 +25,7 @@ Where the keys come from:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import os
@@ -37,6 +39,7 @@ from peewee import DatabaseProxy, SqliteDatabase
 logger = logging.getLogger(__name__)
 
 KEY_VAR = "GATEWAY_SECRETS_KEY"
+CONFIG_VAR = "GATEWAY_CONFIG"  # gateway.config's: the file may set the key too
 KEY_FILE_SUFFIX = ".secrets-key"
 PREFIX = "fernet:"
 KEY_ID_LENGTH = 8
@@ -159,6 +162,9 @@ def keys_for(db) -> SecretKeys:
         db = db.obj
     if _configured is not None:
         return _configured
+    from_settings = _settings_keys(os.environ.get(KEY_VAR), os.environ.get(CONFIG_VAR))
+    if from_settings is not None:
+        return from_settings
     if isinstance(db, SqliteDatabase):
         if db.database == ":memory:" or str(db.database).startswith("file::memory:"):
             raise SecretKeyError(f"{KEY_VAR} is not set, and an in-memory SQLite database has no key file")
@@ -166,6 +172,16 @@ def keys_for(db) -> SecretKeys:
     raise SecretKeyError(
         f"{KEY_VAR} is not set: the secrets stored in a PostgreSQL database need a key that every"
         f" gateway process using it holds; {_MAKE_ONE} and set it (README, \"Stored secrets\")")
+
+
+@functools.lru_cache(maxsize=8)
+def _settings_keys(key_text: str | None, config_file: str | None) -> SecretKeys | None:
+    """``GATEWAY_SECRETS_KEY`` as the process's settings give it (environment or config
+    file), for a process that never called :func:`configure` (a script on the models, a
+    worker): it must use the same keys as ``serve``, never a SQLite key file of its own."""
+    from gateway.config import Settings  # gateway.config imports this module
+
+    return Settings.from_env().secrets_keys
 
 
 def key_file_path(database: Path) -> Path:

@@ -11,6 +11,7 @@ import re
 import stat
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,19 @@ from webhook_support import answered, make_call, move, receiver, ringing, verify
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = ("webhook_secret", "webhook_secret_previous", "elevenlabs_api_key", "vapi_api_key")
 STORED = re.compile(r"fernet:([0-9a-f]{8}):[A-Za-z0-9_-]+=*")
+
+
+@contextmanager
+def no_key():
+    """No GATEWAY_SECRETS_KEY at all: neither configured nor in the environment (a process
+    that did not configure its keys reads them from there)."""
+    saved = os.environ.pop(secret_keys.KEY_VAR, None)
+    try:
+        with secret_keys.using(None):
+            yield
+    finally:
+        if saved is not None:
+            os.environ[secret_keys.KEY_VAR] = saved
 
 
 def postgresql_only(test):
@@ -237,7 +251,7 @@ def test_a_clear_value_is_refused_not_read(database):
 
 @postgresql_only
 def test_postgresql_without_a_key_is_a_clear_error(database):
-    with secret_keys.using(None):
+    with no_key():
         with pytest.raises(SecretKeyError, match="GATEWAY_SECRETS_KEY is not set: the secrets stored in a"
                                                  " PostgreSQL database need a key"):
             Account.create(name="acme")
@@ -248,7 +262,7 @@ def test_postgresql_without_a_key_is_a_clear_error(database):
 
 def test_an_in_memory_sqlite_database_needs_a_key():
     db = SqliteDatabase(":memory:")
-    with secret_keys.using(None), pytest.raises(SecretKeyError, match="in-memory SQLite database has no key file"):
+    with no_key(), pytest.raises(SecretKeyError, match="in-memory SQLite database has no key file"):
         secret_keys.keys_for(db)
 
 
@@ -297,7 +311,7 @@ def test_sqlite_without_a_key_uses_a_key_file_it_creates(tmp_path, caplog):
     key_file = tmp_path / "voicegw.sqlite3.secrets-key"
     db = models.connect(url)
     try:
-        with secret_keys.using(None), caplog.at_level(logging.INFO, logger="gateway.secret_keys"):
+        with no_key(), caplog.at_level(logging.INFO, logger="gateway.secret_keys"):
             migrate(db)
             assert not key_file.exists()  # nothing to encrypt yet
             account = Account.create(name="acme", vapi_api_key="vapi-secret")
@@ -316,7 +330,7 @@ def test_sqlite_without_a_key_uses_a_key_file_it_creates(tmp_path, caplog):
 def test_a_key_file_that_is_not_a_key_is_a_clear_error(tmp_path):
     (tmp_path / "voicegw.sqlite3.secrets-key").write_text("garbage\n")
     db = database_from_url(f"sqlite:///{tmp_path / 'voicegw.sqlite3'}")
-    with secret_keys.using(None), pytest.raises(SecretKeyError, match=f"key file {tmp_path}/voicegw.sqlite3"
+    with no_key(), pytest.raises(SecretKeyError, match=f"key file {tmp_path}/voicegw.sqlite3"
                                                                       r"\.secrets-key: key 1 is not a Fernet key"):
         secret_keys.keys_for(db)
 
@@ -390,7 +404,7 @@ def test_the_migration_without_a_key_changes_nothing(fresh_url, monkeypatch):
     db = database_from_url(fresh_url)
     try:
         version = migrated_up_to_clear_secrets(db, monkeypatch)
-        with secret_keys.using(None), pytest.raises(SecretKeyError, match="GATEWAY_SECRETS_KEY is not set"):
+        with no_key(), pytest.raises(SecretKeyError, match="GATEWAY_SECRETS_KEY is not set"):
             migrate(db)
         assert db.execute_sql("SELECT max(version) FROM schema_version").fetchone() == (version - 1,)
         assert raw_row(db, 1)["webhook_secret"] == "whsec_acme"  # rolled back, not half done
@@ -447,3 +461,22 @@ def test_serve_refuses_postgresql_without_a_key(database_url, tmp_path):
     assert "Traceback" not in result.stderr
     assert re.search(r"^voicegw: GATEWAY_SECRETS_KEY is not set: the secrets stored in a PostgreSQL database"
                      r" need a key", result.stderr, re.M), result.stderr
+
+
+def test_a_process_that_never_configured_its_keys_takes_them_from_its_settings(tmp_path):
+    """A script or worker on the models (no ``secret_keys.configure``) must use the keys
+    ``serve`` uses, never a SQLite key file of its own, which would mix keys in one database."""
+    url = f"sqlite:///{tmp_path / 'voicegw.sqlite3'}"
+    db = database_from_url(url)
+    migrate(db)
+    with db.bind_ctx([Account]):
+        account = Account.create(name="acme")
+        secret = Account.get_by_id(account.id).webhook_secret
+    db.close()
+    script = ("import sys\nfrom gateway.models import Account, connect\nconnect(sys.argv[1])\n"
+              "print(Account.get(Account.name == 'acme').webhook_secret)\n")
+    read = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.strip() == secret
+    assert not secret_keys.key_file_path(tmp_path / "voicegw.sqlite3").exists()
