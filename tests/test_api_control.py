@@ -41,6 +41,7 @@ def test_place_read_and_hang_up_a_call(client, gw, sim, key_a, account_a):
     assert read.json["status"] == "in-progress"
     assert read.json["destination_number"] == "+12125550101"
     assert read.json["answered_at"].endswith("Z") and read.json["ended_at"] is None
+    assert client.get(f"/api/calls/{call_uuid.upper()}", headers=headers(key_a)).json["call_uuid"] == call_uuid
 
     hangup = client.post("/api/calls/hangup", json={"call_uuid": call_uuid}, headers=headers(key_a))
     assert hangup.status_code == 200
@@ -230,8 +231,11 @@ def test_redirect_of_an_answered_call_needs_the_media_bridge(client, gw, key_a):
 
 
 def test_unknown_calls_are_404(client, key_a):
+    assert client.get(f"/api/calls/{uuid.uuid4()}", headers=headers(key_a)).json == {"error": "Call not found"}
+    for not_a_uuid in ("not-a-uuid", "x" * 100):  # no route: a read's path takes a UUID
+        response = client.get(f"/api/calls/{not_a_uuid}", headers=headers(key_a))
+        assert (response.status_code, response.json) == (404, {"error": "Not found"})
     for call_uuid in (str(uuid.uuid4()), "not-a-uuid", "x" * 100):
-        assert client.get(f"/api/calls/{call_uuid}", headers=headers(key_a)).json == {"error": "Call not found"}
         for action, extra in (("hangup", {}), ("transfer", {"destination_number": "1000"}),
                               ("redirect", {"media_server": "vapi"})):
             response = client.post(f"/api/calls/{action}", json={"call_uuid": call_uuid[:64], **extra},

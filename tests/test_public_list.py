@@ -109,6 +109,18 @@ def test_every_filter(client, pair, other_pair, india, other):
         assert (response.status_code, response.json["details"]) == (400, details), query
 
 
+def test_bounds_at_the_ends_of_the_calendar(client, pair, india):
+    """Dates of year 1 and 9999 are ISO 8601 dates (the document's ``format: date``): they
+    bound the list like any other, where moving them to UTC would leave the calendar."""
+    call = make_call(india)
+    for query in ({"from": "0001-01-01"}, {"to": "9999-12-31"},
+                  {"from": "0001-01-01T00:00:00+23:59", "to": "9999-12-31T23:59:59-23:59"}):
+        assert ids(listing(client, pair, **query)) == [call.uuid], query
+    for query in ({"to": "0001-01-01"}, {"from": "9999-12-31"}):
+        response = listing(client, pair, **query)
+        assert (response.status_code, ids(response)) == (200, []), query
+
+
 def test_pagination(client, pair, india):
     made = [make_call(india, minutes=i) for i in range(7)]
     newest_first = [c.uuid for c in reversed(made)]

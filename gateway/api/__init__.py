@@ -10,7 +10,8 @@ prefix              package                   contract
 
 ``/openapi.json`` is the OpenAPI document of every surface, ``/docs`` shows it (Swagger
 UI), ``/healthz`` reports the FreeSWITCH links. Errors: ``gateway.api.errors``;
-authentication: ``gateway.api.auth``; what the surfaces share: ``gateway.api.surface``.
+authentication: ``gateway.api.auth``; what the surfaces share: ``gateway.api.surface``;
+what the document declares beyond what the fields tell: ``gateway.api.openapi``.
 
 Each request gets its database connection back to the pool (PostgreSQL) or closed
 (SQLite) when it ends.
@@ -23,6 +24,7 @@ from flask_smorest import Api
 
 from gateway.api import errors
 from gateway.api.auth import API_KEY_HEADER, RateLimiter
+from gateway.api.openapi import SchemaKeywordsPlugin
 from gateway.api.surface import ErrorSchema, UTCDateTime
 
 SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
@@ -86,7 +88,7 @@ def create_app(gateway) -> Flask:
         healthy = any(n["connected"] for n in nodes.values())
         return jsonify({"status": "ok" if healthy else "degraded", "freeswitch": nodes}), 200 if healthy else 503
 
-    api = GatewayApi(app)
+    api = GatewayApi(app, spec_kwargs={"extra_plugins": [SchemaKeywordsPlugin()]})
     api.register_field(UTCDateTime, "string", "date-time")
     api.spec.components.security_scheme(
         "ApiKeyAuth", {"type": "apiKey", "in": "header", "name": API_KEY_HEADER})

@@ -25,6 +25,7 @@ from webargs.flaskparser import FlaskParser
 
 from gateway.api.auth import authenticate_request, require_scope
 from gateway.api.errors import MAX_BODY_BYTES, fail
+from gateway.api.openapi import NO_CONTROL
 from gateway.calls.controller import CallError
 from gateway.models import Call
 from gateway.numbering import InvalidNumber, normalize
@@ -49,9 +50,14 @@ def has_control_characters(text: str) -> bool:
 
 
 class Text(ma.fields.String):
-    """A string without control characters."""
+    """A string without control characters; the OpenAPI document says so with a pattern,
+    unless the field declares a narrower one (``gateway.api.openapi``)."""
 
     default_error_messages = {"control": "Must not contain control characters."}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.metadata = {"pattern": NO_CONTROL, **self.metadata}
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)

@@ -31,6 +31,7 @@ from flask.views import MethodView
 from gateway.api.agents import v1_status
 from gateway.api.agents.schemas import AgentCallSchema, CallRegisteredSchema, PlaceAgentCallSchema
 from gateway.api.errors import fail
+from gateway.api.openapi import path_parameter
 from gateway.api.surface import (
     SurfaceBlueprint,
     find_call,
@@ -63,6 +64,9 @@ class AgentCalls(MethodView):
             "custom_args": {"name": "Rahul Sharma", "product": "Home Loan"}}},
     })
     @blp.response(200, CallRegisteredSchema)
+    @blp.error(400, "A field is invalid by the schema; or, what the schema cannot tell: phone or phone_number"
+                    " is not a valid number in the account's region (its numbering plan), or agent_name is"
+                    " shared by several agents (send agent or agent_id)")
     @blp.error(402, INSUFFICIENT_CREDITS)
     @blp.error(404, AGENT_NOT_FOUND)
     @blp.error(409, "The account has no caller ID to call from")
@@ -97,7 +101,9 @@ class AgentCalls(MethodView):
         return {"call_id": call.uuid, "status": v1_status(call)}
 
 
-@blp.route("/<call_id>")
+@blp.route("/<call_id>", parameters=[path_parameter(
+    "call_id", "The call_id POST /v1/calls returned (404 Call not found for any other value)",
+    {"type": "string", "format": "uuid"})])
 class AgentCallById(MethodView):
     @blp.requires("calls:read")
     @blp.response(200, AgentCallSchema)

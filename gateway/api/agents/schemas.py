@@ -10,6 +10,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import EXCLUDE, ValidationError, validate, validates_schema
 
+from gateway.api.openapi import PHONE_NUMBER, given
 from gateway.api.surface import Text, UTCDateTime
 
 MAX_PAGE = 100
@@ -35,21 +36,31 @@ class PlaceAgentCallSchema(ma.Schema):
         unknown = EXCLUDE
 
     phone = Text(allow_none=True, validate=validate.Length(min=1, max=64),
-                 metadata={"description": "Number to call (agent-calls-minimal spelling)",
-                           "example": "+996700000000"})
+                 metadata={"description": "Number to call (agent-calls-minimal spelling); send phone or"
+                                          " phone_number", "example": "+996700000000", "pattern": PHONE_NUMBER})
     phone_number = Text(allow_none=True, validate=validate.Length(min=1, max=64),
                         metadata={"description": "Number to call; read in the account's region unless it"
-                                                 " starts with +", "example": "+919876543210"})
+                                                 " starts with +. 400 if it is not a valid number there (the"
+                                                 " numbering plan, which the pattern cannot tell)",
+                                  "example": "+919876543210", "pattern": PHONE_NUMBER})
     agent = Text(allow_none=True, validate=validate.Length(min=1, max=64),
                  metadata={"description": "The agent's internal key", "example": "akylai"})
     agent_name = Text(allow_none=True, validate=validate.Length(min=1, max=255),
                       metadata={"description": "The agent's name", "example": "Home Loan Agent"})
     agent_id = StringOrInt(allow_none=True, validate=validate.Length(min=1, max=64),
-                           metadata={"description": "The agent's id, as GET /v1/agents lists it"})
+                           metadata={"description": "The agent's id, as GET /v1/agents lists it (a JSON"
+                                                    " integer is read as its digits)"})
     custom_args = ma.fields.Dict(keys=ma.fields.String(), allow_none=True,
                                  metadata={"description": "Passed to the agent and echoed in the call's record"})
     contact_name = Text(allow_none=True, validate=validate.Length(max=255),
                         metadata={"description": "Who is called; defaults to custom_args.name"})
+
+    #: One number, in either spelling, and one way to name the agent (null is not sent).
+    OPENAPI_KEYWORDS = {"allOf": [
+        {"oneOf": [given("phone", {"type": "string"}), given("phone_number", {"type": "string"})]},
+        {"oneOf": [given("agent", {"type": "string"}), given("agent_name", {"type": "string"}),
+                   given("agent_id", {"type": "string"})]},
+    ]}
 
     @validates_schema(skip_on_field_errors=True)
     def _one_phone_one_agent(self, data, **kwargs):

@@ -18,6 +18,11 @@ Controlling (hangup, transfer, redirect)
     has ended; 503 when its FreeSWITCH node is unreachable. Commands are sent, not
     awaited: the answer carries the status the call had when the command went out.
 
+Reading (``GET /api/calls/{call_uuid}``)
+    The id is a UUID (the route's converter): any other path under ``/api/calls/`` is
+    no route (404 ``Not found``), and ``GET /api/calls/hangup`` (transfer, redirect) is a
+    405 from the action's own route, never a read.
+
 Transfer
     To what the account's transfer policy allows (``gateway.calls.transfer_policy``: by
     default any E.164 number, no extension and no SIP URI); anything else is 403 with
@@ -99,6 +104,11 @@ class Calls(MethodView):
         "destination_number": "+5511999999999", "caller_id_number": "+12125550100",
         "caller_id_name": "My Business", "socket_url": "wss://my-bot-server.com/media"})
     @blp.response(200, CallCreatedSchema)
+    @blp.error(400, "A field is invalid by the schema; or, what the schema cannot tell: destination_number or"
+                    " caller_id_number is not a valid number in the account's region (its numbering plan),"
+                    " socket_url's or webhook_url's host does not resolve to public addresses only, or a"
+                    " default the request relies on (caller ID, socket_url or webhook_url) is not set on"
+                    " the account")
     @blp.error(503, "No FreeSWITCH node is connected, or it refused the call")
     def post(self, args):
         """Place a call
@@ -145,6 +155,8 @@ class Transfer(MethodView):
     @blp.arguments(TransferSchema, example={
         "call_uuid": "d3b07384-d113-444c-9e7b-2c6f0a1b3d8e", "destination_number": "+5511999999999"})
     @blp.response(200, ActionResultSchema)
+    @blp.error(400, "A field is invalid by the schema; or, what the schema cannot tell: destination_number"
+                    " is not a valid number in the account's region (its numbering plan)")
     @blp.error(404, CALL_NOT_FOUND)
     @blp.error(409, "The call has already ended")
     @blp.error(503, "The call's FreeSWITCH node is unreachable")
@@ -175,6 +187,8 @@ class Redirect(MethodView):
     @blp.arguments(RedirectSchema, example={
         "call_uuid": "d3b07384-d113-444c-9e7b-2c6f0a1b3d8e", "media_server": "elevenlabs"})
     @blp.response(200, ActionResultSchema)
+    @blp.error(400, "A field is invalid by the schema; or, what the schema cannot tell: media_server's host"
+                    " does not resolve to public addresses only")
     @blp.error(404, CALL_NOT_FOUND)
     @blp.error(409, "The call has ended, or the media bridge is not available")
     @blp.error(503, "The call's FreeSWITCH node is unreachable")
@@ -200,14 +214,16 @@ class Redirect(MethodView):
         return {"call_uuid": call.uuid, "action": "redirect", "status": api_status(call)}
 
 
-@blp.route("/<call_uuid>")
+# A UUID converter: ``GET /api/calls/hangup`` (and transfer, redirect) must not reach this
+# view (it answers 405 from their own routes), and the document says what an id looks like.
+@blp.route("/<uuid:call_uuid>")
 class CallById(MethodView):
     @blp.requires("calls:read")
     @blp.response(200, CallSchema)
     @blp.error(404, CALL_NOT_FOUND)
     def get(self, call_uuid):
         """Read a call"""
-        call = _owned_call(call_uuid)
+        call = _owned_call(str(call_uuid))
         if call.billsec is not None:
             duration = call.billsec
         elif call.status == "in_progress":

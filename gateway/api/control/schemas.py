@@ -10,6 +10,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import RAISE, ValidationError, validate
 
+from gateway.api.openapi import MEDIA_TARGET, PHONE_NUMBER, TRANSFER_DESTINATION, WEBHOOK_URL
 from gateway.api.surface import Text, UTCDateTime
 from gateway.models.validators import check_media_target, check_webhook_url
 
@@ -38,25 +39,31 @@ class StrictSchema(ma.Schema):
 class PlaceCallSchema(StrictSchema):
     destination_number = Text(
         required=True, validate=validate.Length(min=1, max=64),
-        metadata={"description": "Number to call; read in the account's region unless it starts with +",
-                  "example": "5511999999999"})
+        metadata={"description": "Number to call; read in the account's region unless it starts with +."
+                                 " 400 if it is not a valid number there (the numbering plan, which the"
+                                 " pattern cannot tell)",
+                  "example": "5511999999999", "pattern": PHONE_NUMBER})
     caller_id_number = Text(
         allow_none=True, validate=validate.Length(min=1, max=64),
-        metadata={"description": "Caller ID; the account's default caller ID if omitted"})
+        metadata={"description": "Caller ID; the account's default caller ID if omitted (400 if the account"
+                                 " has none). Read like destination_number",
+                  "pattern": PHONE_NUMBER})
     caller_id_name = Text(allow_none=True, validate=validate.Length(max=64))
     socket_url = Checked(
         check_media_target, allow_none=True, validate=validate.Length(min=1, max=2048),
         metadata={"description": "Where the media goes: a ws:// or wss:// URL, 'elevenlabs', 'vapi',"
                                  " 'elevenlabs&<agent id>' or 'vapi&<assistant id>'. Takes precedence"
                                  " over webhook_url for the media. A URL's host must resolve to public"
-                                 " addresses only (loopback, private and link-local ones are refused).",
-                  "example": "wss://my-bot-server.com/media"})
+                                 " addresses only (loopback, private and link-local ones are refused,"
+                                 " 400). With neither socket_url nor webhook_url, the account's defaults"
+                                 " apply (400 if it has none).",
+                  "example": "wss://my-bot-server.com/media", "pattern": MEDIA_TARGET})
     webhook_url = Checked(
         check_webhook_url, allow_none=True, validate=validate.Length(min=1, max=2048),
         metadata={"description": "Routing webhook consulted when the call starts (if no socket_url),"
                                  " and target of the call's status callbacks. Its host must resolve to"
-                                 " public addresses only.",
-                  "example": "https://my-api.com/route-call"})
+                                 " public addresses only (400 otherwise).",
+                  "example": "https://my-api.com/route-call", "pattern": WEBHOOK_URL})
 
 
 class CallCreatedSchema(ma.Schema):
@@ -65,7 +72,9 @@ class CallCreatedSchema(ma.Schema):
 
 
 class CallRefSchema(StrictSchema):
-    call_uuid = Text(required=True, validate=validate.Length(min=1, max=64))
+    call_uuid = Text(required=True, validate=validate.Length(min=1, max=64),
+                     metadata={"description": "The call_uuid POST /api/calls returned (404 for any other value)",
+                               "format": "uuid"})
 
 
 class TransferSchema(CallRefSchema):
@@ -73,7 +82,9 @@ class TransferSchema(CallRefSchema):
         required=True, validate=validate.Length(min=1, max=300),
         metadata={"description": "A PSTN number (read in the account's region unless it starts"
                                  " with +), a 3-5 digit extension, or a sip:/sips: URI, as far as the"
-                                 " account's transfer policy allows (403 otherwise)"})
+                                 " account's transfer policy allows (403 otherwise). A number that is"
+                                 " valid in no numbering plan is a 400",
+                  "pattern": TRANSFER_DESTINATION})
 
 
 class RedirectSchema(CallRefSchema):
@@ -81,8 +92,9 @@ class RedirectSchema(CallRefSchema):
         check_media_target, required=True, validate=validate.Length(min=1, max=2048),
         metadata={"description": "'elevenlabs' (native integration) or a ws:// or wss:// URL (its host"
                                  " resolving to public addresses only); also 'vapi',"
-                                 " 'elevenlabs&<agent id>', 'vapi&<assistant id>'",
-                  "example": "elevenlabs"})
+                                 " 'elevenlabs&<agent id>', 'vapi&<assistant id>'. A URL whose host does"
+                                 " not resolve to public addresses only is a 400",
+                  "example": "elevenlabs", "pattern": MEDIA_TARGET})
 
 
 class ActionResultSchema(ma.Schema):

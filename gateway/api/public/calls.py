@@ -25,6 +25,7 @@ from flask import current_app, g, send_file
 from flask.views import MethodView
 
 from gateway import recordings
+from gateway.api.openapi import UUID_TEXT, path_parameter
 from gateway.calls.scripts import check_dtmf_map
 from gateway.calls.transfer_policy import allowed_agent_destination
 from gateway.campaigns.audio import find_clip
@@ -50,6 +51,11 @@ from .schemas import (
 NO_AGENT_DESTINATION = "No agent destination is configured for this account. Please contact support."
 NO_RECORDING = "No recording is available for this call."
 
+#: ``run_<n>``, or a call's or verification request's UUID; anything else is a 404.
+_UNIQUE_ID = path_parameter(
+    "unique_id", "The unique_id a call or verification answered with: run_<n>, or a call id or request id",
+    {"type": "string", "pattern": rf"^(?:run_[0-9]{{1,19}}|{UUID_TEXT})$"})
+
 blp = PublicBlueprint(
     "public-calls", __name__, url_prefix=f"{envelope.PREFIX}/calls",
     description="Place audio blast, press-1 and verification calls; list calls; status and recordings.",
@@ -67,6 +73,10 @@ class Calls(MethodView):
         "otp": {"value": {"type": "otp", "number": "9812345678", "length": 4, "reference_id": "signup-7781"}},
     })
     @blp.response(200, PublicCallQueuedSchema)
+    @blp.error(400, "A field is missing or invalid by the schema; or, what the schema cannot tell: number is no"
+                    " mobile number of the account's country (its numbering plan), audio_id is not a clip of your"
+                    " library, caller_id is not a verified caller number of the account, or the account has no"
+                    " caller ID, or no agent destination for a press1 map that uses connect_agent")
     @blp.error(503, "The call could not be placed right now")
     def post(self, args):
         """Place a call
@@ -105,6 +115,8 @@ class Calls(MethodView):
     @blp.requires("calls:read")
     @blp.arguments(ListCallsQuerySchema, location="query")
     @blp.response(200, CallListSchema)
+    @blp.error(400, "A parameter is invalid by the schema; or, what the schema cannot tell: number is not a"
+                    " phone number (its numbering plan)")
     def get(self, args):
         """List calls
 
@@ -115,7 +127,7 @@ class Calls(MethodView):
         return envelope.envelope("OK", **page)
 
 
-@blp.route("/<unique_id>")
+@blp.route("/<unique_id>", parameters=[_UNIQUE_ID])
 class CallById(MethodView):
     @blp.requires("calls:read")
     @blp.response(200, CallStatusSchema)
@@ -143,7 +155,7 @@ class CallById(MethodView):
                                  call_status=status, duration_sec=common.talk_seconds(call))
 
 
-@blp.route("/<unique_id>/recording")
+@blp.route("/<unique_id>/recording", parameters=[_UNIQUE_ID])
 class CallRecording(MethodView):
     @blp.requires("recordings:read")
     @blp.doc(responses={

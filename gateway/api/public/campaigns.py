@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import current_app, g
 from flask.views import MethodView
 
+from gateway.api.openapi import path_parameter
 from gateway.calls.scripts import check_dtmf_map
 from gateway.calls.transfer_policy import allowed_agent_destination
 from gateway.campaigns import saved
@@ -39,13 +40,19 @@ class Campaigns(MethodView):
         return envelope.envelope("OK", data=data)
 
 
-@blp.route("/<campaign_id>/trigger")
+@blp.route("/<campaign_id>/trigger", parameters=[path_parameter(
+    "campaign_id", "The numeric id of the campaign (404 Campaign not found. for any other value)",
+    {"type": "string", "pattern": r"^[0-9]{1,18}$"})])
 class TriggerCampaign(MethodView):
     @blp.requires("campaigns:trigger", body=True)
     @blp.arguments(TriggerSchema, examples={
         "trigger": {"value": {"number": "9812345678", "reference_id": "lead-5567"}},
     })
     @blp.response(200, EnvelopeSchema)
+    @blp.error(400, "A field is missing or invalid by the schema; or, what the schema cannot tell: the"
+                    " campaign is a verification-code one, cannot be triggered for one number, has no audio"
+                    " or is not active; number is not a mobile number of the account's country (its numbering"
+                    " plan); or the campaign uses connect_agent and the account has no agent destination")
     @blp.error(404, saved.NOT_FOUND)
     @blp.error(503, "The call could not be placed right now")
     def post(self, args, campaign_id):

@@ -41,6 +41,11 @@ COLUMNS = (Call.uuid, Call.account, Call.direction, Call.from_number, Call.to_nu
 DEFERRED_FROM = 1000
 
 _SPACED_OFFSET = re.compile(r"(T[\d:.]+) (\d{2}(:?\d{2})?)$")
+#: The instants every bound is held within: an ISO 8601 date of year 1 or 9999 is valid, but
+#: it or its day would not fit a datetime once moved to UTC (``rollups`` works in UTC days).
+#: No call lies outside, so a bound past them selects what it would have.
+EARLIEST = datetime(1, 1, 2, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 30, tzinfo=timezone.utc)
 
 
 def zone_of(account: Account):
@@ -52,20 +57,21 @@ def zone_of(account: Account):
 
 def parse_instant(text: str, zone, message: str) -> datetime:
     """An ISO 8601 date (midnight in the account's time zone) or timestamp (without an
-    offset: in the account's time zone). A ``+`` of the offset that arrived as a space
-    (an unencoded query string) is put back."""
+    offset: in the account's time zone), held within ``EARLIEST`` and ``LATEST``. A ``+``
+    of the offset that arrived as a space (an unencoded query string) is put back."""
     value = (text or "").strip()
     value = _SPACED_OFFSET.sub(r"\1+\2", value)
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            return datetime(day.year, day.month, day.day, tzinfo=zone)
-        moment = datetime.fromisoformat(value)
+            moment = datetime(day.year, day.month, day.day)
+        else:
+            moment = datetime.fromisoformat(value)
     except ValueError:
         envelope.abort(400, message)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    return moment
+    return min(max(moment, EARLIEST), LATEST)
 
 
 def number_forms(text: str, account: Account) -> list[str]:

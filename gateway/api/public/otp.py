@@ -61,6 +61,9 @@ class OtpSend(MethodView):
                                "message": "Your Acme login code is {code}."}},
     })
     @blp.response(200, OtpSentSchema)
+    @blp.error(400, "A field is missing or invalid by the schema; or, what the schema cannot tell: number is no"
+                    " mobile number of the account's country (its numbering plan), caller_id is not a verified"
+                    " caller number of the account, or the account has no caller ID")
     @blp.error(503, "The call could not be placed right now")
     def post(self, args):
         """Send a verification code
@@ -80,6 +83,9 @@ class OtpVerify(MethodView):
         "by number": {"value": {"number": "9812345678", "code": "1234"}},
     })
     @blp.response(200, VerifiedSchema)
+    @blp.error(400, "A field is missing or invalid by the schema; or, what the schema cannot tell: no such"
+                    " request (Verification failed.), the code has expired, has already been used or has had"
+                    " too many incorrect attempts, or number is not a mobile number of the account's country")
     @blp.error(401, "Incorrect code: verified false, with attempts_left")
     def post(self, args):
         """Verify a code

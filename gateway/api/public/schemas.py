@@ -9,7 +9,10 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from gateway.models import CALL_STATUSES, RUN_TYPES
+from gateway.api.openapi import NO_CONTROL, NOT_BLANK, OTP_CODE, OTP_CODE_TOKEN, PHONE_NUMBER, UUID, given
+from gateway.calls.scripts import DTMF_KEYS
+from gateway.models import CALL_STATUSES, DTMF_ACTIONS, RUN_TYPES
+from gateway.numbering import MAX_INPUT_LENGTH
 from gateway.otp import codes
 from gateway.otp.service import MAX_ATTEMPTS, MAX_MESSAGE_LENGTH, MAX_TTL, MIN_ATTEMPTS, MIN_TTL, MISSING
 
@@ -35,6 +38,13 @@ FROM = "from must be an ISO 8601 date or timestamp."
 TO = "to must be an ISO 8601 date or timestamp."
 LIST_NUMBER = "number must be a valid phone number."
 
+#: What a recipient's number looks like in the document; the numbering plan (an Indian
+#: mobile number for an ``IN`` account) is the view's to check, answering ``NUMBER``.
+_NUMBER_DOC = {"pattern": PHONE_NUMBER, "maxLength": MAX_INPUT_LENGTH}
+#: ``dtmf_map`` in the document: keypad keys to actions, at least one.
+_DTMF_MAP_DOC = {"minProperties": 1, "additionalProperties": False,
+                 "properties": {key: {"type": "string", "enum": list(DTMF_ACTIONS)} for key in DTMF_KEYS}}
+
 MAX_PAGE = 10_000_000
 PER_PAGE_DEFAULT = 50
 PER_PAGE_MAX = 100
@@ -50,9 +60,14 @@ def _messages(text: str) -> dict:
 
 class Textual(ma.fields.Field):
     """A string, or a JSON number taken as its decimal text (phone numbers, codes and
-    reference ids are often sent as numbers). Control characters are refused."""
+    reference ids are often sent as numbers). Control characters are refused; the OpenAPI
+    document says so with a pattern, unless the field declares a narrower one."""
 
     default_error_messages = {"invalid": "Not a valid string."}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.metadata = {"type": "string", "pattern": NO_CONTROL, **self.metadata}
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -104,32 +119,42 @@ def _message_valid(value: str) -> None:
 
 class OtpFieldsMixin(ma.Schema):
     code = _text(CODE, validate=_code_valid,
-                 metadata={"description": "otp only: your own numeric code, 4 to 8 digits", "type": "string"})
+                 metadata={"description": "otp only: your own numeric code, 4 to 8 digits", "pattern": OTP_CODE})
     length = _whole(LENGTH, codes.MIN_LENGTH, codes.MAX_LENGTH,
                     metadata={"description": "Length of the generated code, 4 to 8. Default 4"})
     ttl = _whole(TTL, MIN_TTL, MAX_TTL, metadata={"description": "Seconds the code stays valid. Default 600"})
     max_attempts = _whole(ATTEMPTS, MIN_ATTEMPTS, MAX_ATTEMPTS,
                           metadata={"description": "How many verify attempts are allowed. Default 3"})
     message = _text(MESSAGE, validate=_message_valid,
-                    metadata={"description": "Custom spoken message with a {code} token", "type": "string"})
+                    metadata={"description": "Custom spoken message with a {code} token",
+                              "allOf": [{"pattern": OTP_CODE_TOKEN}], "maxLength": MAX_MESSAGE_LENGTH})
 
 
 class PublicPlaceCallSchema(BodySchema, OtpFieldsMixin):
     type = ma.fields.String(required=True, error_messages=_messages(TYPE),
                             validate=validate.OneOf(RUN_TYPES, error=TYPE),
                             metadata={"description": "One of audio_blast, press1, otp"})
-    number = _text(NUMBER, required=True, metadata={"description": "The recipient's Indian mobile number",
-                                                    "type": "string"})
+    number = _text(NUMBER, required=True, metadata={
+        "description": "The recipient's mobile number, of the account's country (400 if the numbering plan"
+                       " says it is none)", **_NUMBER_DOC})
     audio_id = ma.fields.Integer(allow_none=True, error_messages=_messages(AUDIO_ID),
                                  validate=validate.Range(min=1, max=2**63 - 1, error=AUDIO_ID),
-                                 metadata={"description": "audio_blast and press1: a clip of your audio library"})
+                                 metadata={"description": "Required for audio_blast and press1: a clip of your"
+                                                          " audio library (400 if it is not one)"})
     dtmf_map = ma.fields.Dict(allow_none=True, error_messages=_messages(DTMF_MAP),
-                              metadata={"description": 'press1 only. Default {"1": "connect_agent"}'})
-    caller_id = _text(CALLER_ID, metadata={"description": "A verified caller number on your account",
-                                           "type": "string"})
+                              metadata={"description": 'press1 only. Default {"1": "connect_agent"}. A map'
+                                                       " that uses connect_agent needs an agent destination"
+                                                       " set on the account (400 otherwise)", **_DTMF_MAP_DOC})
+    caller_id = _text(CALLER_ID, metadata={"description": "A verified caller number on your account (400 if"
+                                                          " it is not one)", "pattern": PHONE_NUMBER})
 
     class Meta:
         unknown = ma.EXCLUDE
+
+    #: ``audio_id`` is required unless the call is an ``otp`` one.
+    OPENAPI_KEYWORDS = {"allOf": [
+        {"anyOf": [{"properties": {"type": {"enum": ["otp"]}}}, given("audio_id", {"type": "integer"})]},
+    ]}
 
     #: The order in which fields are checked: the first failure is the answer.
     CHECK_ORDER = ("type", "number", "audio_id", "dtmf_map", "caller_id", "code", "length", "ttl",
@@ -137,10 +162,11 @@ class PublicPlaceCallSchema(BodySchema, OtpFieldsMixin):
 
 
 class OtpSendSchema(BodySchema, OtpFieldsMixin):
-    number = _text(NUMBER, required=True, metadata={"description": "The recipient's Indian mobile number",
-                                                    "type": "string"})
-    caller_id = _text(CALLER_ID, metadata={"description": "A verified caller number on your account",
-                                           "type": "string"})
+    number = _text(NUMBER, required=True, metadata={
+        "description": "The recipient's mobile number, of the account's country (400 if the numbering plan"
+                       " says it is none)", **_NUMBER_DOC})
+    caller_id = _text(CALLER_ID, metadata={"description": "A verified caller number on your account (400 if"
+                                                          " it is not one)", "pattern": PHONE_NUMBER})
 
     class Meta:
         unknown = ma.EXCLUDE
@@ -150,26 +176,40 @@ class OtpSendSchema(BodySchema, OtpFieldsMixin):
 
 
 class OtpVerifySchema(BodySchema):
-    code = _text(MISSING, metadata={"description": "The code the recipient entered", "type": "string"})
-    request_id = _text(MISSING, metadata={"description": "The id returned by send", "type": "string"})
-    number = _text(MISSING, metadata={"description": "The recipient's number: its most recent pending request",
-                                      "type": "string"})
+    code = _text(MISSING, metadata={"description": "The code the recipient entered", "pattern": NOT_BLANK})
+    request_id = _text(MISSING, metadata={"description": "The id returned by send (400 Verification failed."
+                                                         " if there is none such)", "pattern": UUID})
+    number = _text(MISSING, metadata={"description": "Instead of request_id: the recipient's number, for its"
+                                                     " most recent pending request", **_NUMBER_DOC})
 
     class Meta:
         unknown = ma.EXCLUDE
+
+    #: A code, and request_id or number.
+    OPENAPI_KEYWORDS = {"allOf": [
+        given("code", {"type": "string"}),
+        {"anyOf": [given("request_id", {"type": "string"}), given("number", {"type": "string"})]},
+    ]}
 
     CHECK_ORDER = ("code", "request_id", "number", "reference_id", "secret")
 
 
 class TriggerSchema(BodySchema):
     # Checked by the view, after the campaign (a missing number of an unknown campaign is a 404).
-    number = _text(NUMBER, metadata={"description": "Required: the recipient's Indian mobile number",
-                                     "type": "string"})
+    number = _text(NUMBER, metadata={"description": "The recipient's mobile number, of the account's country"
+                                                    " (400 if the numbering plan says it is none)", **_NUMBER_DOC})
 
     class Meta:
         unknown = ma.EXCLUDE
 
+    #: ``number`` is required (the schema does not refuse its absence itself, so that an
+    #: unknown campaign answers 404 first).
+    OPENAPI_KEYWORDS = {"allOf": [given("number", {"type": "string"})]}
+
     CHECK_ORDER = ("number", "reference_id", "secret")
+
+
+_INSTANT_DOC = [{"format": "date"}, {"format": "date-time"}]
 
 
 class ListCallsQuerySchema(ma.Schema):
@@ -188,11 +228,17 @@ class ListCallsQuerySchema(ma.Schema):
     status = ma.fields.String(error_messages=_messages(STATUS), validate=validate.OneOf(CALL_STATUSES, error=STATUS),
                               metadata={"description": "One of " + ", ".join(CALL_STATUSES)})
     from_ = ma.fields.String(data_key="from", error_messages=_messages(FROM),
-                             metadata={"description": "Calls created on or after this ISO 8601 date or timestamp"})
+                             metadata={"description": "Calls created on or after this ISO 8601 date or timestamp"
+                                                      " (a date is midnight, a timestamp without an offset is"
+                                                      " local time, both in the account's time zone)",
+                                       "anyOf": _INSTANT_DOC})
     to = ma.fields.String(error_messages=_messages(TO),
-                          metadata={"description": "Calls created before this ISO 8601 date or timestamp"})
+                          metadata={"description": "Calls created before this ISO 8601 date or timestamp, read"
+                                                   " like from", "anyOf": _INSTANT_DOC})
     number = ma.fields.String(error_messages=_messages(LIST_NUMBER),
-                              metadata={"description": "Calls where this number is the caller or the recipient"})
+                              metadata={"description": "Calls where this number is the caller or the recipient"
+                                                       " (400 if the numbering plan says it is none)",
+                                        **_NUMBER_DOC})
     reference_id = ma.fields.String(metadata={"description": "Calls placed with this reference_id"})
 
 
