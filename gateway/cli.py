@@ -127,15 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Commands that run a service: they log what they do at INFO (the others only warn).
-SERVICES = ("serve", "simulator", "dispatch")
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.config:  # one config file for the whole process: every later read of the settings sees it
         os.environ[CONFIG_VAR] = args.config
-    service = args.command in SERVICES or getattr(args, "webhooks_command", None) == "dispatch"
+    # The services log what they do at INFO; the other commands only warn.
+    service = args.command == "serve" or getattr(args, "webhooks_command", None) == "dispatch"
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO if service else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
