@@ -10,6 +10,7 @@ from gateway import models
 from gateway.admin_cli import add_subparsers
 from gateway.auth.keys import DEFAULT_SCOPES, AuthFailureReason, authenticate_pair, authenticate_secret
 from gateway.models import Account, Agent, ApiKey, PhoneNumber
+from cli_support import cli  # noqa: F401 -- fixture
 
 PK_RE = re.compile(r"pk_live_[A-Za-z0-9_-]{24}")
 SK_RE = re.compile(r"sk_live_[A-Za-z0-9_-]{43,}")
@@ -20,43 +21,6 @@ def build_parser():
     parser.add_argument("--config")
     add_subparsers(parser.add_subparsers(dest="command", required=True))
     return parser
-
-
-class Cli:
-    def __init__(self, capsys):
-        self.parser = build_parser()
-        self.capsys = capsys
-
-    def __call__(self, *argv, status=0):
-        args = self.parser.parse_args(argv)
-        result = args.func(args)
-        out, err = self.capsys.readouterr()
-        assert result == status, (argv, out, err)
-        if status == 0:
-            assert err == ""
-        return out
-
-    def json(self, *argv):
-        return json.loads(self(*argv, "--json"))
-
-    def fails(self, *argv, match):
-        """Run a command that must be refused: exit 2, one line on stderr, nothing on stdout."""
-        args = self.parser.parse_args(argv)
-        result = args.func(args)
-        out, err = self.capsys.readouterr()
-        assert result == 2, (argv, out, err)
-        assert out == ""
-        assert err.startswith("voicegw: error: ") and err.count("\n") == 1, err
-        assert "Traceback" not in err
-        assert re.search(match, err), err
-        return err
-
-
-@pytest.fixture
-def cli(database, database_url, monkeypatch, capsys):
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
-    monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
-    return Cli(capsys)
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """``voicegw calls list|show|refused``, run in-process through the real ``voicegw`` parser,
 on both databases; the calls and logs are written through the controller's write path."""
 import argparse
-import json
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -13,33 +12,9 @@ from gateway.calls.states import CallView, EndReason, Status, Transition, channe
 from gateway.calls.timeline import timeline
 from gateway.cli import build_parser
 from gateway.models import Account, Call
+from cli_support import cli  # noqa: F401 -- fixture
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
-
-
-class Cli:
-    def __init__(self, capsys):
-        self.parser = build_parser()
-        self.capsys = capsys
-
-    def __call__(self, *argv, status=0):
-        args = self.parser.parse_args(argv)
-        result = args.func(args)
-        out, err = self.capsys.readouterr()
-        assert result == status, (argv, out, err)
-        if status == 0:
-            assert err == ""
-        return out if status == 0 else err
-
-    def json(self, *argv):
-        return json.loads(self(*argv, "--json"))
-
-
-@pytest.fixture
-def cli(database, database_url, monkeypatch, capsys):
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
-    monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
-    return Cli(capsys)
 
 
 def make_call(account, uuid, *, direction="outbound", to_number="+15550100001", created=T0, **fields):

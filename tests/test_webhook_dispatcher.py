@@ -1,7 +1,5 @@
 """The dispatcher against real receivers: retries, backoff, 410, bounds, per-call order,
 leases, concurrent claims, attempt records; and the ``webhooks`` CLI."""
-import argparse
-import json
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -10,7 +8,6 @@ import pytest
 
 from gateway.models import Account, WebhookAttempt, WebhookDelivery, utcnow
 from gateway.webhooks import urls
-from gateway.webhooks.cli import add_subparsers
 from gateway.webhooks.dispatcher import Dispatcher
 from gateway.webhooks.subscriptions import set_subscription
 from webhook_support import (  # noqa: F401
@@ -23,6 +20,7 @@ from webhook_support import (  # noqa: F401
     ringing,
     wait_until,
 )
+from cli_support import cli  # noqa: F401 -- fixture
 
 T1 = datetime(2026, 2, 9, 14, 30, 5, tzinfo=timezone.utc)
 T2 = datetime(2026, 2, 9, 14, 30, 50, tzinfo=timezone.utc)
@@ -251,31 +249,6 @@ def test_run_forever_picks_up_new_work_and_stops(database, receiver):
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
-
-
-class Cli:
-    def __init__(self, capsys):
-        parser = argparse.ArgumentParser(prog="voicegw")
-        parser.add_argument("--config")
-        add_subparsers(parser.add_subparsers(dest="command", required=True))
-        self.parser, self.capsys = parser, capsys
-
-    def __call__(self, *argv, status=0):
-        args = self.parser.parse_args(argv)
-        result = args.func(args)
-        out, err = self.capsys.readouterr()
-        assert result == status, (argv, out, err)
-        return out if status == 0 else err
-
-    def json(self, *argv):
-        return json.loads(self(*argv, "--json"))
-
-
-@pytest.fixture
-def cli(database, database_url, monkeypatch, capsys):
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
-    monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
-    return Cli(capsys)
 
 
 def test_cli_list_show_and_replay(database, receiver, cli):

@@ -1,8 +1,6 @@
 """Webhook retries over the whole 24-hour window, with a controllable clock (a day of
 retries runs in seconds against a real receiver on 127.0.0.1), the dead-letter state
 and its replay, one by one and in bulk."""
-import argparse
-import json
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -10,10 +8,10 @@ import pytest
 
 from gateway.models import Account, WebhookAttempt, WebhookDelivery, migrate, utcnow
 from gateway.models.migrations import MIGRATIONS, SchemaVersion
-from gateway.webhooks.cli import add_subparsers
 from gateway.webhooks.dispatcher import Dispatcher
 from gateway.webhooks.subscriptions import set_subscription
 from webhook_support import Reply, answered, completed, make_call, move, receiver, ringing  # noqa: F401
+from cli_support import Cli, cli  # noqa: F401 -- fixture
 
 WINDOW = timedelta(hours=24)
 CAP = timedelta(hours=1)
@@ -123,31 +121,6 @@ def test_events_survive_a_two_hour_outage_and_arrive_in_order_after_it(database,
 
 
 # -- past the window: dead, listed, replayed ------------------------------------------------------
-
-
-class Cli:
-    def __init__(self, capsys):
-        parser = argparse.ArgumentParser(prog="voicegw")
-        parser.add_argument("--config")
-        add_subparsers(parser.add_subparsers(dest="command", required=True))
-        self.parser, self.capsys = parser, capsys
-
-    def __call__(self, *argv, status=0):
-        args = self.parser.parse_args(argv)
-        result = args.func(args)
-        out, err = self.capsys.readouterr()
-        assert result == status, (argv, out, err)
-        return out if status == 0 else err
-
-    def json(self, *argv):
-        return json.loads(self(*argv, "--json"))
-
-
-@pytest.fixture
-def cli(database, database_url, monkeypatch, capsys):
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
-    monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
-    return Cli(capsys)
 
 
 def test_an_event_past_the_window_is_dead_and_can_be_replayed(database, receiver, cli):
