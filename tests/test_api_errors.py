@@ -268,7 +268,7 @@ def test_an_exhausted_database_pool_is_shed_with_503_and_retry_after(database_ur
     from gateway.config import NodeConfig
 
     node = NodeConfig(f"127.0.0.1:{sim.port}", "127.0.0.1", sim.port, "ClueCon")
-    small = _gateway(f"{database_url}?max_connections=4&timeout=0.2", (node,))
+    small = _gateway(f"{database_url}?max_connections=8&timeout=1", (node,))
     release, holders = Event(), []
     try:
         client = small.app.test_client()
@@ -281,7 +281,7 @@ def test_an_exhausted_database_pool_is_shed_with_503_and_retry_after(database_ur
             finally:
                 small.db.close()
 
-        while len(small.db._in_use) < 4:
+        while len(small.db._in_use) < 8:
             holders.append(gevent.spawn(hold))
             gevent.sleep(0)
         for path in ("/v1/agents", "/api/calls/5f3c8b2a-1d4e-4a9c-9e7b-2c6f0a1b3d8e"):
