@@ -118,6 +118,23 @@ def _held_connections(db, grace: float = 10.0) -> int:
 
 
 @pytest.fixture
+def fresh_url(database_url, tmp_path):
+    """The URL of an empty, unmigrated database (PostgreSQL: an empty schema of the test
+    database, dropped afterwards), for tests of the migrations themselves."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return
+    schema = f"fresh_{secrets.token_hex(4)}"
+    setup = database_from_url(database_url)
+    setup.execute_sql(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{database_url}?options=-csearch_path%3D{schema}"
+    finally:
+        setup.execute_sql(f"DROP SCHEMA {schema} CASCADE")
+        setup.close_all()
+
+
+@pytest.fixture
 def database(database_url):
     db = connect(database_url)
     yield db

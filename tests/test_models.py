@@ -119,21 +119,6 @@ def test_migrated_schema_matches_models(tmp_path):
         assert shape(migrated, table) == shape(modelled, table), table
 
 
-@pytest.fixture
-def fresh_url(database_url, tmp_path):
-    """The URL of an empty database (PostgreSQL: an empty schema of the test database)."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
-        return
-    setup = database_from_url(database_url)
-    setup.execute_sql("CREATE SCHEMA upgrade")
-    try:
-        yield f"{database_url}?options=-csearch_path%3Dupgrade"
-    finally:
-        setup.execute_sql("DROP SCHEMA upgrade CASCADE")
-        setup.close_all()
-
-
 def test_upgrade_from_version_1_keeps_rows(fresh_url, monkeypatch):
     """Step 2 on a database with accounts and calls: each account gets its own webhook secret."""
     db = database_from_url(fresh_url)

@@ -338,21 +338,6 @@ def test_a_key_file_that_is_not_a_key_is_a_clear_error(tmp_path):
 # -- the migration ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fresh_url(database_url, tmp_path):
-    """The URL of an empty database (PostgreSQL: an empty schema of the test database)."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
-        return
-    setup = database_from_url(database_url)
-    setup.execute_sql("CREATE SCHEMA clear_secrets")
-    try:
-        yield f"{database_url}?options=-csearch_path%3Dclear_secrets"
-    finally:
-        setup.execute_sql("DROP SCHEMA clear_secrets CASCADE")
-        setup.close_all()
-
-
 def migrated_up_to_clear_secrets(db, monkeypatch) -> int:
     """Migrate ``db`` to the last version that stored secrets in clear, with two accounts
     and a call; return the encrypting step's version."""
