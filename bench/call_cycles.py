@@ -30,8 +30,9 @@ from gevent.pool import Pool  # noqa: E402
 
 from gateway import secret_keys  # noqa: E402
 from gateway.calls.controller import CallController  # noqa: E402
-from gateway.calls.states import FINAL, Status  # noqa: E402
+from gateway.domain import FINAL, Status  # noqa: E402
 from gateway.config import NodeConfig  # noqa: E402
+from gateway.esl import commands  # noqa: E402
 from gateway.esl.connection import ESLLink  # noqa: E402
 from gateway.models import Account, Call, CallEvent, connect, migrate  # noqa: E402
 
@@ -62,7 +63,7 @@ def bench_status_round_trips(port: int, count: int) -> float:
     link.connect()
     start = time.perf_counter()
     for _ in range(count):
-        link.api("status")
+        link.api(commands.STATUS)
     rate = count / (time.perf_counter() - start)
     link.close()
     return rate

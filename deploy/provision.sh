@@ -7,7 +7,10 @@
 # It installs, idempotently:
 #   1. FreeSWITCH 1.10 from its official package repository (access token: $FS_TOKEN, only ever
 #      written to /etc/apt/auth.conf.d/freeswitch.conf, mode 600), with the modules we load;
-#   2. mod_audio_stream, built from source against libfreeswitch-dev;
+#   2. mod_audio_stream, built from source against libfreeswitch-dev: the bidirectional build
+#      (bot audio streamed straight into calls) by default, or the community build (bot audio
+#      played as files) with MOD_AUDIO_STREAM_BUILD=community; the gateway's playback form
+#      (GATEWAY_MEDIA_PLAYBACK: stream or files) follows;
 #   3. our configuration (freeswitch-conf/) and dialplan (dialplan/) in /etc/freeswitch, with a
 #      random Event Socket password;
 #   4. the gateway in a virtualenv (/opt/voicegw/venv), its environment file
@@ -22,8 +25,11 @@
 #   VOICEGW_POSTGRES=1       install PostgreSQL and use it (default: SQLite)
 #   VOICEGW_HTTP             address of the gateway's HTTP API (default 0.0.0.0:8000)
 #   ESL_PASSWORD             Event Socket password (default: kept from a previous run, or random)
-#   MOD_AUDIO_STREAM_REPO    git URL of mod_audio_stream (default: the community edition)
-#   MOD_AUDIO_STREAM_REF     commit or tag to build (default: the one the gateway was tested with)
+#   MOD_AUDIO_STREAM_BUILD   bidirectional (default: cloudfieldcz/mod_audio_stream_fork) or
+#                            community (amigniter/mod_audio_stream), each at the commit the
+#                            gateway was tested with on a real FreeSWITCH (research/downlink.md)
+#   MOD_AUDIO_STREAM_REPO    git URL of another build of that kind (default: the build's own)
+#   MOD_AUDIO_STREAM_REF     commit or tag to build (default: the pinned commit)
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,8 +37,25 @@ SRC=${VOICEGW_SRC:-$(dirname "$SCRIPT_DIR")}
 FS_TOKEN=${FS_TOKEN:-}
 VOICEGW_POSTGRES=${VOICEGW_POSTGRES:-0}
 VOICEGW_HTTP=${VOICEGW_HTTP:-0.0.0.0:8000}
-MOD_AUDIO_STREAM_REPO=${MOD_AUDIO_STREAM_REPO:-https://github.com/amigniter/mod_audio_stream.git}
-MOD_AUDIO_STREAM_REF=${MOD_AUDIO_STREAM_REF:-ec2a781026a1c09b0c3a6161b8b896f0b9305922}
+MOD_AUDIO_STREAM_BUILD=${MOD_AUDIO_STREAM_BUILD:-bidirectional}
+case "$MOD_AUDIO_STREAM_BUILD" in
+    bidirectional)
+        # Young, one author: pinned.  Its libwsc submodule resolves to 366fa04 at this commit.
+        MOD_AUDIO_STREAM_REPO=${MOD_AUDIO_STREAM_REPO:-https://github.com/cloudfieldcz/mod_audio_stream_fork.git}
+        MOD_AUDIO_STREAM_REF=${MOD_AUDIO_STREAM_REF:-fa2e5d2d9f86b375947a73709a2520ba6307f629}
+        PLAYBACK_FORM=stream
+        ;;
+    community)
+        MOD_AUDIO_STREAM_REPO=${MOD_AUDIO_STREAM_REPO:-https://github.com/amigniter/mod_audio_stream.git}
+        MOD_AUDIO_STREAM_REF=${MOD_AUDIO_STREAM_REF:-ec2a781026a1c09b0c3a6161b8b896f0b9305922}
+        PLAYBACK_FORM=files
+        ;;
+    *)
+        printf 'provision: MOD_AUDIO_STREAM_BUILD must be bidirectional or community, not %s\n' \
+            "$MOD_AUDIO_STREAM_BUILD" >&2
+        exit 1
+        ;;
+esac
 
 FS_REPO_HOST=freeswitch.signalwire.com
 FS_REPO_URL=https://${FS_REPO_HOST}/repo/deb/debian-release
@@ -117,13 +140,17 @@ install_freeswitch() {
 }
 
 build_mod_audio_stream() {
-    log "mod_audio_stream ($MOD_AUDIO_STREAM_REF)"
+    log "mod_audio_stream, $MOD_AUDIO_STREAM_BUILD build ($MOD_AUDIO_STREAM_REF)"
     local stamp=$FS_MOD_DIR/.mod_audio_stream.ref
-    if [[ -f "$FS_MOD_DIR/mod_audio_stream.so" && "$(cat "$stamp" 2>/dev/null)" == "$MOD_AUDIO_STREAM_REF" ]]; then
+    local wanted="$MOD_AUDIO_STREAM_REPO $MOD_AUDIO_STREAM_REF"
+    if [[ -f "$FS_MOD_DIR/mod_audio_stream.so" && "$(cat "$stamp" 2>/dev/null)" == "$wanted" ]]; then
         echo "already built"
         return
     fi
     apt_install "${BUILD_PACKAGES[@]}"
+    if [[ -d "$BUILD_DIR/.git" && "$(git -C "$BUILD_DIR" remote get-url origin)" != "$MOD_AUDIO_STREAM_REPO" ]]; then
+        rm -rf "$BUILD_DIR"  # another build was there
+    fi
     if [[ ! -d "$BUILD_DIR/.git" ]]; then
         git clone --quiet "$MOD_AUDIO_STREAM_REPO" "$BUILD_DIR"
     fi
@@ -132,10 +159,18 @@ build_mod_audio_stream() {
     git -C "$BUILD_DIR" submodule update --init --recursive --quiet
     rm -rf "$BUILD_DIR/build"
     cmake -S "$BUILD_DIR" -B "$BUILD_DIR/build" -DCMAKE_BUILD_TYPE=Release -DUSE_TLS=ON
-    cmake --build "$BUILD_DIR/build" --parallel "$(nproc)"
-    cmake --install "$BUILD_DIR/build"
+    if [[ "$MOD_AUDIO_STREAM_BUILD" == bidirectional ]]; then
+        # The fork's "all" and install targets reference a debian/changelog it removed: build
+        # the module target alone and install the library by hand.
+        cmake --build "$BUILD_DIR/build" --parallel "$(nproc)" --target mod_audio_stream
+        install -m 0644 "$(find "$BUILD_DIR/build" -name mod_audio_stream.so -print -quit)" "$FS_MOD_DIR/"
+    else
+        cmake --build "$BUILD_DIR/build" --parallel "$(nproc)"
+        cmake --install "$BUILD_DIR/build"
+    fi
     [[ -f "$FS_MOD_DIR/mod_audio_stream.so" ]] || die "mod_audio_stream.so not installed in $FS_MOD_DIR"
-    printf '%s\n' "$MOD_AUDIO_STREAM_REF" >"$stamp"
+    # A loaded module cannot be swapped (unload/load): start_services restarts FreeSWITCH.
+    printf '%s\n' "$wanted" >"$stamp"
 }
 
 # Reads KEY from the existing environment file (empty when absent).
@@ -244,6 +279,8 @@ GATEWAY_DATABASE_URL=$DATABASE_URL
 GATEWAY_HTTP=$VOICEGW_HTTP
 FREESWITCH_NODES=127.0.0.1:8021:$ESL_PASSWORD
 GATEWAY_SECRETS_KEY=$SECRETS_KEY
+# How bot audio is played: what this node's mod_audio_stream build can do ($MOD_AUDIO_STREAM_BUILD).
+GATEWAY_MEDIA_PLAYBACK=$PLAYBACK_FORM
 ENV
     chown root:voicegw "$tmp"
     chmod 0640 "$tmp"

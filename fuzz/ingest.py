@@ -1,9 +1,9 @@
-"""Fuzz ``POST /v1/webhooks/call-completed`` (``gateway.webhooks.ingest``) end to end:
+"""Fuzz ``POST /v1/webhooks/call-completed`` (``gateway.api.agents.ingest``) end to end:
 the Flask view, the signature check, the report's validation and the write.
 
 What must hold, whatever the body: the answer is the surface's own JSON error or its
-success document, never a 5xx (an exception in the view fails the run: Flask is told to
-propagate it). The input's length picks how it is signed, so that most inputs get past
+success document, never a 5xx (an exception in the view is answered 500, with its
+traceback logged, and fails the run). The input's length picks how it is signed, so that most inputs get past
 the signature to the validation and the write: ``len % 4`` 0 unsigned, 1
 ``X-Signature`` of the raw body, 2 ``X-Webhook-Signature``, 3 a wrong signature. Before
 each input the call is set back to live and its report to not received, so every valid
@@ -23,13 +23,15 @@ import atheris
 
 import _harness
 
-with atheris.instrument_imports(include=["gateway.webhooks", "gateway.peer_json"]):
+with atheris.instrument_imports(include=["gateway.webhooks", "gateway.api", "gateway.peer_json"]):
     from flask import Flask
     from peewee import SqliteDatabase
 
     from gateway import models, secret_keys
     from gateway.models import Account, Agent, Call, ProviderCall, WebhookDelivery, connect, migrate
-    from gateway.webhooks import ingest, signing
+    from gateway.api.agents import ingest
+    from gateway.api.surface import init_app
+    from gateway.webhooks import signing
     from gateway.webhooks.provider import register_provider_call
 
 PROVIDER_CALL_ID = "prov-1"  # the seeds' provider_call_id
@@ -58,8 +60,8 @@ def _setup():
                        from_number="+15550000001", to_number="+996700000000", node="fuzz")
     register_provider_call(call.uuid, PROVIDER_CALL_ID, "elevenlabs")
     app = Flask("fuzz")
-    app.config["PROPAGATE_EXCEPTIONS"] = True  # a bug raises here instead of becoming a 500
-    app.register_blueprint(ingest.blueprint)
+    init_app(app)
+    app.register_blueprint(ingest.blp)
     return app.test_client(), account.webhook_secret, call.uuid
 
 

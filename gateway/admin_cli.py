@@ -6,6 +6,7 @@
     voicegw accounts list | show ACCOUNT | suspend ACCOUNT | activate ACCOUNT
     voicegw accounts set ACCOUNT [--api-enabled false] [--rate-limit 60] [--elevenlabs-key …] …
                          [--transfer-numbers +1,1000-1099] [--transfer-sip-domains pbx.acme.com]
+                         [--on-transfer-failure bot|hangup]
     voicegw keys create ACCOUNT [--scopes calls:read,calls:write] [--name …] [--agent KEY]
     voicegw keys list ACCOUNT | rotate PK | revoke PK
     voicegw agents create ACCOUNT KEY --name … [--language en] [--type outbound] [--driver vapi --ref …]
@@ -19,32 +20,25 @@ prints one JSON document instead of text. Bad input exits with status 2 and
 one line on stderr; a database failure exits with 1.
 
 ``gateway.cli`` mounts these with ``add_subparsers``. Each command is a small
-handler ``(args) -> Output`` that runs inside one transaction; ``_run`` opens
-the database, runs it, prints, and turns errors into exit codes.
+handler ``(args) -> Output`` that runs inside one transaction (``gateway.cli_common``).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import re
-import sys
 import zoneinfo
-from collections.abc import Callable
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import partial
 
-from peewee import DatabaseError, IntegrityError, fn
-from playhouse.pool import PooledDatabase
+from peewee import fn
 
-from gateway import models, net_policy, secret_keys
+from gateway import cli_common as cli
 from gateway.auth import keys
-from gateway.calls.transfer_policy import TransferPolicy, clean_number_rules, clean_sip_domains
-from gateway.config import Settings
+from gateway.calls.transfer_policy import (
+    ON_FAILURE_ACTIONS, TransferPolicy, clean_failure_action, clean_number_rules, clean_sip_domains,
+)
+from gateway.cli_common import CommandError, Output
+from gateway.domain import AGENT_DRIVERS
 from gateway.models import (
-    AGENT_DRIVERS,
     AGENT_TYPES,
     Account,
     Agent,
@@ -52,9 +46,6 @@ from gateway.models import (
     PhoneNumber,
     clean_agent_fields,
     clean_route,
-    connect,
-    migrate,
-    stored_secrets,
 )
 from gateway.models.validators import check_socket_url, check_webhook_url
 from gateway.numbering import check_region, normalize
@@ -63,25 +54,13 @@ MAX_BALANCE = Decimal(10) ** 10  # DecimalField(max_digits=14, decimal_places=4)
 MAX_RATE_LIMIT = 100_000
 
 
-class CommandError(ValueError):
-    """Bad input to a command: printed as one line, exit status 2."""
-
-
-@dataclass
-class Output:
-    """What a command prints: ``data`` with ``--json``, else ``text``."""
-
-    data: dict
-    text: str
-
-
 # -- parser -------------------------------------------------------------------
 
 
 def add_subparsers(subparsers) -> None:
     """Add the ``accounts``, ``keys``, ``agents``, ``numbers`` and ``webhook-secret`` commands."""
-    accounts = _group(subparsers, "accounts", "manage accounts")
-    p = _command(accounts, "create", accounts_create, "create an account")
+    accounts = cli.group(subparsers, "accounts", "manage accounts")
+    p = cli.command(accounts, "create", accounts_create, "create an account")
     p.add_argument("name")
     p.add_argument("--region", default="US", help="ISO country code numbers are read in (default US)")
     p.add_argument("--timezone", default="UTC", help="IANA time zone, e.g. Asia/Kolkata (default UTC)")
@@ -90,16 +69,16 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("--caller-id", help="default caller id number")
     p.add_argument("--socket-url", help="default bot WebSocket URL (ws:// or wss://)")
     p.add_argument("--webhook-url", help="default routing/status webhook URL")
-    _command(accounts, "list", accounts_list, "list accounts")
-    p = _command(accounts, "show", accounts_show, "show an account, with its webhook secret")
+    cli.command(accounts, "list", accounts_list, "list accounts")
+    p = cli.command(accounts, "show", accounts_show, "show an account, with its webhook secret")
     p.add_argument("account", help="account id or name")
-    p = _command(accounts, "suspend", partial(accounts_set_status, status="suspended"),
+    p = cli.command(accounts, "suspend", partial(accounts_set_status, status="suspended"),
                  "suspend an account: its keys stop working")
     p.add_argument("account", help="account id or name")
-    p = _command(accounts, "activate", partial(accounts_set_status, status="active"),
+    p = cli.command(accounts, "activate", partial(accounts_set_status, status="active"),
                  "reactivate a suspended account")
     p.add_argument("account", help="account id or name")
-    p = _command(accounts, "set", accounts_set, "change account settings ('' clears an optional one)")
+    p = cli.command(accounts, "set", accounts_set, "change account settings ('' clears an optional one)")
     p.add_argument("account", help="account id or name")
     p.add_argument("--api-enabled", metavar="true|false")
     p.add_argument("--balance")
@@ -117,22 +96,25 @@ def add_subparsers(subparsers) -> None:
                         " (+14155550100-+14155550199) and extensions (1000, 1000-1099); default +")
     p.add_argument("--transfer-sip-domains", metavar="DOMAINS",
                    help="SIP domains calls may be transferred to (pbx.acme.com, *.acme.com); default none")
+    p.add_argument("--on-transfer-failure", metavar="|".join(ON_FAILURE_ACTIONS),
+                   help="when a transfer fails (busy, no answer, ...): bot = the call goes back to its bot"
+                        " (default), hangup = the call ends with the failure's cause")
 
-    key_group = _group(subparsers, "keys", "manage API keys")
-    p = _command(key_group, "create", keys_create, "create a key; prints its secret, once")
+    key_group = cli.group(subparsers, "keys", "manage API keys")
+    p = cli.command(key_group, "create", keys_create, "create a key; prints its secret, once")
     p.add_argument("account", help="account id or name")
     p.add_argument("--scopes", help=f"comma-separated; default: {','.join(keys.DEFAULT_SCOPES)}")
     p.add_argument("--name", help="a label, e.g. what the key is for")
     p.add_argument("--agent", metavar="KEY", help="owner agent: the key sees only this agent's data")
-    p = _command(key_group, "list", keys_list, "list an account's keys (never their secrets)")
+    p = cli.command(key_group, "list", keys_list, "list an account's keys (never their secrets)")
     p.add_argument("account", help="account id or name")
-    p = _command(key_group, "rotate", keys_rotate, "give a key a new secret; the old one stops working")
+    p = cli.command(key_group, "rotate", keys_rotate, "give a key a new secret; the old one stops working")
     p.add_argument("publishable_key", metavar="PK")
-    p = _command(key_group, "revoke", keys_revoke, "revoke a key for good")
+    p = cli.command(key_group, "revoke", keys_revoke, "revoke a key for good")
     p.add_argument("publishable_key", metavar="PK")
 
-    agents = _group(subparsers, "agents", "manage agents")
-    p = _command(agents, "create", agents_create, "create an agent")
+    agents = cli.group(subparsers, "agents", "manage agents")
+    p = cli.command(agents, "create", agents_create, "create an agent")
     p.add_argument("account", help="account id or name")
     p.add_argument("key", help="internal key clients use, e.g. akylai")
     p.add_argument("--name", required=True)
@@ -140,91 +122,26 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("--type", dest="agent_type", choices=AGENT_TYPES, default="outbound")
     p.add_argument("--driver", choices=AGENT_DRIVERS, default="websocket")
     p.add_argument("--ref", help="socket URL, ElevenLabs agent id or Vapi assistant id")
-    p = _command(agents, "list", agents_list, "list an account's agents")
+    p = cli.command(agents, "list", agents_list, "list an account's agents")
     p.add_argument("account", help="account id or name")
 
-    numbers = _group(subparsers, "numbers", "manage phone numbers (DIDs)")
-    p = _command(numbers, "add", numbers_add, "add a number and route it")
+    numbers = cli.group(subparsers, "numbers", "manage phone numbers (DIDs)")
+    p = cli.command(numbers, "add", numbers_add, "add a number and route it")
     p.add_argument("account", help="account id or name")
     p.add_argument("number", help="read in the account's region unless it starts with +")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--socket-url", help="stream calls to this bot WebSocket")
     target.add_argument("--agent", metavar="KEY", help="hand calls to this agent")
     target.add_argument("--webhook-url", help="ask this routing webhook")
-    p = _command(numbers, "list", numbers_list, "list numbers")
+    p = cli.command(numbers, "list", numbers_list, "list numbers")
     p.add_argument("account", nargs="?", help="only this account's")
-    p = _command(numbers, "remove", numbers_remove, "remove a number")
+    p = cli.command(numbers, "remove", numbers_remove, "remove a number")
     p.add_argument("number", help="in international form, e.g. +14155550123")
 
-    webhook = _group(subparsers, "webhook-secret", "manage webhook signing secrets")
-    p = _command(webhook, "rotate", webhook_secret_rotate,
+    webhook = cli.group(subparsers, "webhook-secret", "manage webhook signing secrets")
+    p = cli.command(webhook, "rotate", webhook_secret_rotate,
                  "new webhook secret; the previous one stays valid for an overlap window")
     p.add_argument("account", help="account id or name")
-
-
-def _group(subparsers, name: str, help: str):
-    parser = subparsers.add_parser(name, help=help, description=help)
-    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
-
-
-def _command(group, name: str, handler: Callable[[argparse.Namespace], Output], help: str):
-    parser = group.add_parser(name, help=help, description=help)
-    parser.add_argument("--json", action="store_true", help="print a JSON document")
-    parser.set_defaults(func=partial(_run, handler))
-    return parser
-
-
-# -- running ------------------------------------------------------------------
-
-
-def _run(handler: Callable[[argparse.Namespace], Output], args: argparse.Namespace) -> int:
-    """Run one command in a transaction; print its output; return the exit status."""
-    try:
-        settings = Settings.from_env(config_file=getattr(args, "config", None))
-        # URLs given to a command are checked against the operator's allowlist.
-        with secret_keys.using(settings.secrets_keys), _database(settings.database_url) as db, \
-                net_policy.policy.allowing(*settings.outbound_allowlist), db.atomic():
-            output = handler(args)
-    except ValueError as exc:  # CommandError, InvalidNumber, UnknownScope, bad settings…
-        return _fail(str(exc), 2)
-    except IntegrityError:
-        # Checked up front; reaching here means a concurrent change won the race.
-        return _fail("that conflicts with existing data (changed meanwhile?); try again", 2)
-    except DatabaseError as exc:
-        return _fail(f"database error: {' '.join(str(exc).split())}", 1)
-    if args.json:
-        print(json.dumps(output.data, indent=2, ensure_ascii=False))
-    else:
-        print(output.text)
-    return 0
-
-
-def _fail(message: str, status: int) -> int:
-    print(f"voicegw: error: {message}", file=sys.stderr)
-    return status
-
-
-@contextmanager
-def _database(url: str):
-    """Bind the models to ``url``'s database, migrated and its stored secrets readable
-    with this process's keys (so that no command writes one with another key), for one
-    command.
-
-    Afterwards the models are bound back to what they were, so that commands
-    can run in-process (tests, a shell) without stealing the caller's binding.
-    """
-    previous = models.database.obj
-    db = connect(url)
-    try:
-        migrate(db)
-        stored_secrets.check(db)
-        yield db
-    finally:
-        if isinstance(db, PooledDatabase):
-            db.close_all()
-        else:
-            db.close()
-        models.database.initialize(previous)
 
 
 # -- accounts -----------------------------------------------------------------
@@ -248,7 +165,7 @@ def accounts_create(args) -> Output:
         fields["default_webhook_url"] = check_webhook_url(args.webhook_url)
     account = Account.create(**fields)
     text = (
-        f"created account {_label(account)}: region {account.region}, {account.timezone},"
+        f"created account {cli.label(account)}: region {account.region}, {account.timezone},"
         f" balance {account.balance} {account.currency}\n"
         f"webhook secret: {account.webhook_secret}"
     )
@@ -262,13 +179,13 @@ def accounts_list(args) -> Output:
          f"{a.balance} {a.currency}", str(a.rate_limit_per_minute)]
         for a in accounts
     ]
-    text = _table(["ID", "NAME", "STATUS", "API", "REGION", "TIMEZONE", "BALANCE", "RATE/MIN"],
+    text = cli.table(["ID", "NAME", "STATUS", "API", "REGION", "TIMEZONE", "BALANCE", "RATE/MIN"],
                   rows, empty="no accounts")
     return Output({"accounts": [_account_doc(a) for a in accounts]}, text)
 
 
 def accounts_show(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     doc = _account_doc(account, with_secret=True)
     doc["counts"] = {
         "active_keys": account.api_keys.where(ApiKey.revoked_at.is_null()).count(),
@@ -290,26 +207,26 @@ _ACCOUNT_SHOW_FIELDS = [
     ("previous secret until", "webhook_secret_previous_valid_until"),
     ("elevenlabs key", "elevenlabs_api_key"), ("vapi key", "vapi_api_key"),
     ("transfer numbers", "transfer_numbers"), ("transfer sip domains", "transfer_sip_domains"),
-    ("created", "created_at"),
+    ("on transfer failure", "on_transfer_failure"), ("created", "created_at"),
 ]
 
 
 def accounts_set_status(args, status: str) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     changed = account.status != status
     if changed:
         account.status = status
         account.save(only=[Account.status])
     verb = {"active": "activated", "suspended": "suspended"}[status]
     if changed:
-        text = f"account {_label(account)} {verb}"
+        text = f"account {cli.label(account)} {verb}"
     else:
-        text = f"account {_label(account)} was already {status}"
+        text = f"account {cli.label(account)} was already {status}"
     return Output({**_account_doc(account), "changed": changed}, text)
 
 
 def accounts_set(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     changes: dict = {}
     if args.api_enabled is not None:
         changes["api_enabled"] = _boolean(args.api_enabled, "--api-enabled")
@@ -323,6 +240,8 @@ def accounts_set(args) -> Output:
         changes["timezone"] = _timezone(args.timezone)
     if args.currency is not None:
         changes["currency"] = _currency(args.currency)
+    if args.on_transfer_failure is not None:
+        changes["on_transfer_failure"] = clean_failure_action(args.on_transfer_failure)
     region = changes.get("region", account.region)
     optional = {
         "default_caller_id": (args.caller_id, lambda v: normalize(v, region)),
@@ -343,17 +262,17 @@ def accounts_set(args) -> Output:
     account.save(only=[getattr(Account, field) for field in changes])
     return Output(
         {**_account_doc(account), "changed": sorted(changes)},
-        f"updated account {_label(account)}: {', '.join(sorted(changes))}",
+        f"updated account {cli.label(account)}: {', '.join(sorted(changes))}",
     )
 
 
 def webhook_secret_rotate(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     secret = account.rotate_webhook_secret()
-    until = _iso(account.previous_webhook_secret_expires_at())
+    until = cli.iso(account.previous_webhook_secret_expires_at())
     doc = {"account_id": account.id, "webhook_secret": secret, "previous_valid_until": until}
     text = (
-        f"new webhook secret for account {_label(account)}: {secret}\n"
+        f"new webhook secret for account {cli.label(account)}: {secret}\n"
         f"the previous secret stays valid until {until}"
     )
     return Output(doc, text)
@@ -363,7 +282,7 @@ def webhook_secret_rotate(args) -> Output:
 
 
 def keys_create(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     scopes = None
     if args.scopes is not None:
         scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
@@ -373,7 +292,7 @@ def keys_create(args) -> Output:
     api_key, secret = keys.create_key(account, scopes, name=args.name, owner_agent=owner)
     doc = {**_key_doc(api_key), "secret_key": secret}
     text = (
-        f"created key for account {_label(account)}\n"
+        f"created key for account {cli.label(account)}\n"
         f"publishable key: {api_key.publishable_id}\n"
         f"secret key:      {secret}\n"
         f"scopes:          {', '.join(api_key.scopes)}\n"
@@ -383,16 +302,16 @@ def keys_create(args) -> Output:
 
 
 def keys_list(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     api_keys = list(account.api_keys.order_by(ApiKey.id))
     rows = [
         [k.publishable_id, k.masked_secret, k.name or "", k.owner_agent.key if k.owner_agent_id else "",
-         _scopes_text(k.scopes), _iso(k.created_at), _iso(k.last_used_at) or "never",
+         _scopes_text(k.scopes), cli.iso(k.created_at), cli.iso(k.last_used_at) or "never",
          "revoked" if k.revoked else "active"]
         for k in api_keys
     ]
-    text = _table(["PUBLISHABLE KEY", "SECRET", "NAME", "AGENT", "SCOPES", "CREATED", "LAST USED", "STATUS"],
-                  rows, empty=f"account {_label(account)} has no keys")
+    text = cli.table(["PUBLISHABLE KEY", "SECRET", "NAME", "AGENT", "SCOPES", "CREATED", "LAST USED", "STATUS"],
+                  rows, empty=f"account {cli.label(account)} has no keys")
     return Output({"account_id": account.id, "keys": [_key_doc(k) for k in api_keys]}, text)
 
 
@@ -424,26 +343,26 @@ def keys_revoke(args) -> Output:
 
 
 def agents_create(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     fields = clean_agent_fields(key=args.key, name=args.name, language=args.language,
                                 agent_type=args.agent_type, driver=args.driver, driver_ref=args.ref)
     if account.agents.where(Agent.key == fields["key"]).exists():
-        raise CommandError(f"account {_label(account)} already has an agent {fields['key']!r}")
+        raise CommandError(f"account {cli.label(account)} already has an agent {fields['key']!r}")
     agent = Agent.create(account=account, **fields)
     text = (
         f"created agent {agent.key!r} ({agent.name}, {agent.agent_type}, {agent.driver})"
-        f" in account {_label(account)}"
+        f" in account {cli.label(account)}"
     )
     return Output(_agent_doc(agent), text)
 
 
 def agents_list(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     agents = list(account.agents.order_by(Agent.key))
     rows = [[a.key, a.name, a.language, a.agent_type, a.driver, a.driver_ref, _yes_no(a.active)]
             for a in agents]
-    text = _table(["KEY", "NAME", "LANGUAGE", "TYPE", "DRIVER", "REF", "ACTIVE"], rows,
-                  empty=f"account {_label(account)} has no agents")
+    text = cli.table(["KEY", "NAME", "LANGUAGE", "TYPE", "DRIVER", "REF", "ACTIVE"], rows,
+                  empty=f"account {cli.label(account)} has no agents")
     return Output({"account_id": account.id, "agents": [_agent_doc(a) for a in agents]}, text)
 
 
@@ -451,30 +370,30 @@ def agents_list(args) -> Output:
 
 
 def numbers_add(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     e164 = normalize(args.number, account.region)
     existing = PhoneNumber.select(PhoneNumber, Account).join(Account).where(PhoneNumber.e164 == e164).first()
     if existing is not None:
-        raise CommandError(f"number {e164} is already in account {_label(existing.account)}")
+        raise CommandError(f"number {e164} is already in account {cli.label(existing.account)}")
     agent = _agent(account, args.agent) if args.agent else None
     route = clean_route(socket_url=args.socket_url, agent=agent, webhook_url=args.webhook_url)
     number = PhoneNumber.create(account=account, e164=e164, **route)
     return Output(_number_doc(number, account),
-                  f"added {e164} to account {_label(account)}: {number.route} → {number.target}")
+                  f"added {e164} to account {cli.label(account)}: {number.route} → {number.target}")
 
 
 def numbers_list(args) -> Output:
     query = (PhoneNumber.select(PhoneNumber, Account).join(Account)
              .order_by(Account.id, PhoneNumber.e164))
     if args.account:
-        account = _account(args.account)
+        account = cli.find_account(args.account)
         query = query.where(PhoneNumber.account == account)
-        empty = f"account {_label(account)} has no numbers"
+        empty = f"account {cli.label(account)} has no numbers"
     else:
         empty = "no numbers"
     numbers = list(query)
     rows = [[n.e164, n.account.name, n.route, n.target, _yes_no(n.active)] for n in numbers]
-    text = _table(["NUMBER", "ACCOUNT", "ROUTE", "TARGET", "ACTIVE"], rows, empty=empty)
+    text = cli.table(["NUMBER", "ACCOUNT", "ROUTE", "TARGET", "ACTIVE"], rows, empty=empty)
     return Output({"numbers": [_number_doc(n, n.account) for n in numbers]}, text)
 
 
@@ -485,29 +404,16 @@ def numbers_remove(args) -> Output:
         raise CommandError(f"no number {e164}")
     doc = _number_doc(number, number.account)
     number.delete_instance()
-    return Output({**doc, "removed": True}, f"removed {e164} from account {_label(number.account)}")
+    return Output({**doc, "removed": True}, f"removed {e164} from account {cli.label(number.account)}")
 
 
 # -- lookups and input checks -------------------------------------------------
 
 
-def _account(ref: str) -> Account:
-    """The account an id or a name designates; an id wins over a name made of digits."""
-    ref = ref.strip()
-    account = None
-    if ref.isascii() and ref.isdigit():
-        account = Account.get_or_none(Account.id == int(ref))
-    if account is None:
-        account = Account.get_or_none(Account.name == ref)
-    if account is None:
-        raise CommandError(f"no account {ref!r} (give an id or a name; see 'voicegw accounts list')")
-    return account
-
-
 def _agent(account: Account, key: str) -> Agent:
     agent = account.agents.where(Agent.key == key.strip()).first()
     if agent is None:
-        raise CommandError(f"account {_label(account)} has no agent {key!r}")
+        raise CommandError(f"account {cli.label(account)} has no agent {key!r}")
     return agent
 
 
@@ -618,11 +524,12 @@ def _account_doc(account: Account, with_secret: bool = False) -> dict:
         "vapi_api_key": _masked(account.vapi_api_key),
         "transfer_numbers": list(TransferPolicy.of(account).numbers),
         "transfer_sip_domains": list(TransferPolicy.of(account).sip_domains),
-        "created_at": _iso(account.created_at),
+        "on_transfer_failure": account.on_transfer_failure,
+        "created_at": cli.iso(account.created_at),
     }
     if with_secret:
         doc["webhook_secret"] = account.webhook_secret
-        doc["webhook_secret_previous_valid_until"] = _iso(account.previous_webhook_secret_expires_at())
+        doc["webhook_secret_previous_valid_until"] = cli.iso(account.previous_webhook_secret_expires_at())
     return doc
 
 
@@ -635,10 +542,10 @@ def _key_doc(api_key: ApiKey) -> dict:
         "name": api_key.name,
         "scopes": api_key.scopes,
         "owner_agent": api_key.owner_agent.key if api_key.owner_agent_id else None,
-        "created_at": _iso(api_key.created_at),
-        "rotated_at": _iso(api_key.rotated_at),
-        "last_used_at": _iso(api_key.last_used_at),
-        "revoked_at": _iso(api_key.revoked_at),
+        "created_at": cli.iso(api_key.created_at),
+        "rotated_at": cli.iso(api_key.rotated_at),
+        "last_used_at": cli.iso(api_key.last_used_at),
+        "revoked_at": cli.iso(api_key.revoked_at),
     }
 
 
@@ -653,7 +560,7 @@ def _agent_doc(agent: Agent) -> dict:
         "driver": agent.driver,
         "driver_ref": agent.driver_ref,
         "active": agent.active,
-        "created_at": _iso(agent.created_at),
+        "created_at": cli.iso(agent.created_at),
     }
 
 
@@ -668,12 +575,8 @@ def _number_doc(number: PhoneNumber, account: Account) -> dict:
         "agent": number.agent.key if number.agent_id else None,
         "webhook_url": number.webhook_url,
         "active": number.active,
-        "created_at": _iso(number.created_at),
+        "created_at": cli.iso(number.created_at),
     }
-
-
-def _label(account: Account) -> str:
-    return f"{account.id} ({account.name})"
 
 
 def _masked(secret: str | None) -> str | None:
@@ -681,12 +584,6 @@ def _masked(secret: str | None) -> str | None:
     if secret is None:
         return None
     return "…" + secret[-4:] if len(secret) > 8 else "…"
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _scopes_text(scopes: list[str]) -> str:
@@ -705,13 +602,3 @@ def _text_value(value) -> str:
     if isinstance(value, list):
         return ", ".join(value) or "-"
     return str(value)
-
-
-def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:
-    if not rows:
-        return f"({empty})"
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip()
-        for line in [headers, *rows]
-    )

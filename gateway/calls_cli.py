@@ -13,24 +13,26 @@ nobody owns (which have no call row: no account to own one).  Every command take
 """
 from __future__ import annotations
 
-from gateway.admin_cli import CommandError, Output, _account, _command, _group, _iso, _table
+from gateway import cli_common as cli
+from gateway.cli_common import CommandError, Output
 from gateway.calls.timeline import events_of, timeline
-from gateway.models import CALL_DIRECTIONS, CALL_STATUSES, Account, Call, RefusedCall
+from gateway.domain import CALL_DIRECTIONS, CALL_STATUSES
+from gateway.models import Account, Call, RefusedCall
 
 MAX_LIMIT = 10_000
 
 
 def add_subparsers(subparsers) -> None:
     """Add the ``calls`` command group."""
-    group = _group(subparsers, "calls", "read calls, their event logs and refused inbound calls")
-    p = _command(group, "list", calls_list, "list calls, newest first")
+    group = cli.group(subparsers, "calls", "read calls, their event logs and refused inbound calls")
+    p = cli.command(group, "list", calls_list, "list calls, newest first")
     p.add_argument("--account", help="account id or name")
     p.add_argument("--status", choices=CALL_STATUSES)
     p.add_argument("--direction", choices=CALL_DIRECTIONS)
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    p = _command(group, "show", calls_show, "show a call and its timeline")
+    p = cli.command(group, "show", calls_show, "show a call and its timeline")
     p.add_argument("uuid", help="the call's uuid")
-    p = _command(group, "refused", calls_refused, "list inbound calls refused without an answer, newest first")
+    p = cli.command(group, "refused", calls_refused, "list inbound calls refused without an answer, newest first")
     p.add_argument("--account", help="account id or name")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
 
@@ -47,7 +49,7 @@ def _refusal_doc(refused: RefusedCall | None) -> dict | None:
     return {"id": refused.id, "call_uuid": refused.call_uuid, "account_id": refused.account_id,
             "node": refused.node, "did": refused.did, "from_number": refused.from_number,
             "caller_id_name": refused.caller_id_name, "reason": refused.reason,
-            "hangup_cause": refused.hangup_cause, "created_at": _iso(refused.created_at)}
+            "hangup_cause": refused.hangup_cause, "created_at": cli.iso(refused.created_at)}
 
 
 def _call_doc(call: Call, refused: RefusedCall | None) -> dict:
@@ -57,8 +59,8 @@ def _call_doc(call: Call, refused: RefusedCall | None) -> dict:
         "status": call.status, "end_reason": call.end_reason, "hangup_cause": call.hangup_cause,
         "billsec": call.billsec, "duration_sec": call.duration_sec, "node": call.node, "surface": call.surface,
         "socket_url": call.socket_url, "webhook_url": call.webhook_url,
-        "created_at": _iso(call.created_at), "ringing_at": _iso(call.ringing_at),
-        "answered_at": _iso(call.answered_at), "ended_at": _iso(call.ended_at),
+        "created_at": cli.iso(call.created_at), "ringing_at": cli.iso(call.ringing_at),
+        "answered_at": cli.iso(call.answered_at), "ended_at": cli.iso(call.ended_at),
         "ended_at_upper_bound": call.ended_at_upper_bound,
         "refused": _refusal_doc(refused),
     }
@@ -73,7 +75,7 @@ def _refusals_of(call_uuids: list[str]) -> dict[str, RefusedCall]:
 def calls_list(args) -> Output:
     query = Call.select()
     if args.account:
-        query = query.where(Call.account == _account(args.account).id)
+        query = query.where(Call.account == cli.find_account(args.account).id)
     if args.status:
         query = query.where(Call.status == args.status)
     if args.direction:
@@ -83,11 +85,11 @@ def calls_list(args) -> Output:
     rows = []
     for call in calls:
         refused = refusals.get(call.uuid)
-        rows.append([call.uuid, _iso(call.created_at), str(call.account_id), call.direction, call.from_number,
+        rows.append([call.uuid, cli.iso(call.created_at), str(call.account_id), call.direction, call.from_number,
                      call.to_number, call.status, call.end_reason or "-", call.hangup_cause or "-",
                      str(call.billsec if call.billsec is not None else "-"),
                      f"{refused.reason} ({refused.hangup_cause})" if refused else "-"])
-    table = _table(["UUID", "CREATED", "ACCOUNT", "DIRECTION", "FROM", "TO", "STATUS", "END REASON", "CAUSE",
+    table = cli.table(["UUID", "CREATED", "ACCOUNT", "DIRECTION", "FROM", "TO", "STATUS", "END REASON", "CAUSE",
                     "BILLSEC", "REFUSED"], rows, "no calls")
     return Output({"calls": [_call_doc(call, refusals.get(call.uuid)) for call in calls]}, table)
 
@@ -100,7 +102,7 @@ def _event_doc(event) -> dict:
 
 def _refusal_text(refused: RefusedCall) -> str:
     account = f"account {refused.account_id}" if refused.account_id is not None else "no account owns the number"
-    return (f"refused {_iso(refused.created_at)}: {refused.from_number} -> {refused.did} ({account}), "
+    return (f"refused {cli.iso(refused.created_at)}: {refused.from_number} -> {refused.did} ({account}), "
             f"reason {refused.reason}, cause {refused.hangup_cause}")
 
 
@@ -125,12 +127,12 @@ def calls_show(args) -> Output:
 def calls_refused(args) -> Output:
     query = RefusedCall.select()
     if args.account:
-        query = query.where(RefusedCall.account == _account(args.account).id)
+        query = query.where(RefusedCall.account == cli.find_account(args.account).id)
     refused = list(query.order_by(RefusedCall.created_at.desc(), RefusedCall.id.desc()).limit(_limit(args.limit)))
     names = {a.id: a.name for a in Account.select(Account.id, Account.name)
              .where(Account.id.in_({r.account_id for r in refused if r.account_id is not None}))}
-    rows = [[_iso(r.created_at), r.call_uuid, r.did, r.from_number,
+    rows = [[cli.iso(r.created_at), r.call_uuid, r.did, r.from_number,
              f"{r.account_id} ({names.get(r.account_id, '?')})" if r.account_id is not None else "-",
              r.reason, r.hangup_cause] for r in refused]
-    table = _table(["AT", "UUID", "DID", "FROM", "ACCOUNT", "REASON", "CAUSE"], rows, "no refused calls")
+    table = cli.table(["AT", "UUID", "DID", "FROM", "ACCOUNT", "REASON", "CAUSE"], rows, "no refused calls")
     return Output({"refused": [_refusal_doc(r) for r in refused]}, table)

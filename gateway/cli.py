@@ -20,7 +20,7 @@ def cmd_serve(args) -> int:
     settings = Settings.from_env(config_file=args.config)
     net_policy.configure(settings.outbound_allowlist)
     secret_keys.configure(settings.secrets_keys)
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, probe_playback=True)
     gateway.start()
     wait_for_termination()
     gateway.stop()

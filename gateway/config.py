@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, NamedTuple
 
+from gateway.domain import PLAYBACK_FORMS, PlaybackForm
 from gateway.net_policy import ALLOWLIST_ALIAS as OUTBOUND_ALLOWLIST_ALIAS
 from gateway.net_policy import ALLOWLIST_VAR as OUTBOUND_ALLOWLIST_VAR
 from gateway.net_policy import IPNetwork, parse_allowlist
@@ -51,7 +52,6 @@ _MEDIA_VARS = (MEDIA_ENABLED_VAR, MEDIA_LISTEN_VAR, MEDIA_URL_VAR, MEDIA_PLAYBAC
                ELEVENLABS_URL_VAR, VAPI_URL_VAR)
 _SETTING_VARS = (DATABASE_URL_VAR, HTTP_VAR, NODES_VAR, ADMISSION_WAIT_VAR, MEDIA_DIR_VAR) + _MEDIA_VARS
 _SETTING_VARS += (OUTBOUND_ALLOWLIST_VAR, OUTBOUND_ALLOWLIST_ALIAS, SECRETS_KEY_VAR)
-PLAYBACK_FORMS = ("files", "stream")
 DEFAULT_MEDIA_PORT = 8090
 #: Seconds a placed call may wait for its FreeSWITCH node's session budget before it
 #: fails (``calls/admission.py``): a burst of 1,500 calls at a shipped node's 26 a second.
@@ -97,10 +97,13 @@ class NodeConfig:
 class MediaSettings:
     """The media bridge and the bot connectors.
 
-    ``playback`` is how a bot's audio is played into calls of a node: ``files`` (the
-    community mod_audio_stream: each chunk becomes a file that ``uuid_broadcast`` plays)
-    or ``stream`` (a bidirectional build that injects ``streamAudio`` in real time).
-    ``playback_nodes`` overrides it per node name (``host:port`` as in FREESWITCH_NODES).
+    ``playback`` is how a bot's audio is played into calls of a node
+    (``gateway.media.downlink``): ``stream`` (the default: a bidirectional
+    mod_audio_stream build writes binary frames straight into the call) or ``files``
+    (the community build: each ~200 ms chunk becomes a file that the gateway queues with
+    ``sendmsg`` playback).  ``playback_nodes`` overrides it per node name (``host:port``
+    as in FREESWITCH_NODES).  ``voicegw doctor`` plays a tone through a node's form and
+    says whether it was heard.
     """
 
     # Port 0 (any free port) suits FreeSWITCH on the same host; ``voicegw serve`` listens on
@@ -108,7 +111,7 @@ class MediaSettings:
     enabled: bool = True  # False: no bridge, answered calls get no bot (API-only tests)
     listen: HttpAddress = HttpAddress("127.0.0.1", 0)
     public_url: str | None = None  # ws://host:port that FreeSWITCH dials; default: from listen
-    playback: str = "files"
+    playback: str = PlaybackForm.STREAM.value
     playback_nodes: tuple[tuple[str, str], ...] = ()
     bot_connect_timeout: float = 3.0
     elevenlabs_url: str = "wss://api.elevenlabs.io"

@@ -26,10 +26,10 @@ import requests
 
 from gateway import net_policy, secret_keys
 from gateway.auth.keys import create_key
-from gateway.calls.states import FINAL, Status
+from gateway.domain import FINAL, Status
 from gateway.calls.timeline import timeline
 from gateway.config import HttpAddress, NodeConfig, Settings
-from gateway.example_bot import EchoBot
+from gateway.example_bot import GREETING, EchoBot
 from gateway.models import Account, Call
 from gateway.runtime import Gateway
 from gateway.simulator import Simulator
@@ -85,6 +85,12 @@ def run(out=sys.stdout) -> int:
             controller.wait_status(answered, [Status.IN_PROGRESS], timeout=10)
             greeted = bot.greeted.wait(10)
             say(f"bot greeted the caller and got its mark back: {bool(greeted)}")
+            # What the caller's end heard, as the simulator plays audio like FreeSWITCH does.
+            heard = simulator.channels[answered].heard if answered in simulator.channels else None
+            heard_seconds = heard.samples() / 8000 if heard is not None else 0.0
+            form = settings.media.playback_for(settings.freeswitch_nodes[0].name)
+            say(f"the caller heard {heard_seconds:.2f} s of the bot's {len(GREETING) / 8000:.2f} s greeting "
+                f"({form} form)")
             with gevent.Timeout(5, False):  # let about a second of caller audio flow and echo
                 while bot.calls and bot.calls[0].received["media"] < 50:
                     gevent.sleep(0.05)
@@ -97,7 +103,7 @@ def run(out=sys.stdout) -> int:
             if bot.calls:
                 seen = bot.calls[0]
                 say(f"the bot received: {dict(seen.received)}; marks echoed: {seen.marks_echoed}")
-            ok = bool(greeted)
+            ok = bool(greeted) and heard_seconds >= 0.99 * len(GREETING) / 8000
             say("call timelines:")
             for call_uuid, (_, status, reason) in zip([answered, *refused], [ANSWERED, *REFUSED]):
                 call = Call.get_by_id(call_uuid)

@@ -21,7 +21,10 @@ How they are used (see ``dialplan/README.md`` for the dialplan author's side):
   :func:`transfer_target` turns the API's destination into ``<destination>`` and the channel
   variables to set first (``uuid_setvar``). Numbers go out through the carrier, 3-5 digit
   extensions to agents' registered phones, SIP URIs through :data:`VAR_TRANSFER_URI`. A failed transfer
-  hangs the call up with the failure's cause (``USER_BUSY``, ``NO_ANSWER``, ...).
+  (``USER_BUSY``, ``NO_ANSWER``, ..., or ``INVALID_NUMBER_FORMAT`` for a destination no extension
+  takes) sets :data:`VAR_TRANSFER_RESULT` to the cause and parks the call again: the gateway knows
+  the CHANNEL_PARK for that return by its ``Caller-Context``, :data:`TRANSFER_CONTEXT`, and the
+  account's ``on_transfer_failure`` says whether the call goes back to its bot or ends with the cause.
 """
 
 from __future__ import annotations
@@ -39,8 +42,11 @@ PUBLIC_CONTEXT = "public"
 TRANSFER_CONTEXT = "gateway_transfer"
 #: Calls placed by registered agents' phones (sofia profile ``internal``).
 AGENTS_CONTEXT = "agents"
+#: ``voicegw doctor``'s playback probe calls ``loopback/<PROBE_DESTINATION>/<PROBE_CONTEXT>``:
+#: the context answers the loopback's B leg, which stands for the caller.
+PROBE_CONTEXT = "gateway_probe"
 #: Every context the shipped dialplan must define (``voicegw doctor`` checks them).
-CONTEXTS = (PUBLIC_CONTEXT, TRANSFER_CONTEXT, AGENTS_CONTEXT)
+CONTEXTS = (PUBLIC_CONTEXT, TRANSFER_CONTEXT, AGENTS_CONTEXT, PROBE_CONTEXT)
 
 # --- extensions (``<extension name=…>``) ----------------------------------------------------
 
@@ -48,6 +54,10 @@ CONTEXTS = (PUBLIC_CONTEXT, TRANSFER_CONTEXT, AGENTS_CONTEXT)
 EXT_INBOUND = "gateway_inbound"
 #: Public context: last extension, rejects every other number with ``UNALLOCATED_NUMBER``.
 EXT_UNALLOCATED = "unallocated"
+#: Probe context: answers the probe's B leg and parks it.
+EXT_PROBE = "playback_probe"
+#: The destination number the probe dials in :data:`PROBE_CONTEXT`.
+PROBE_DESTINATION = "voicegw_probe"
 #: Transfer context: applies to every transfer (ringback, hang up after the bridge).
 EXT_TRANSFER_SETUP = "transfer_setup"
 #: Transfer context: parks the call again, handing it back to the gateway.
@@ -58,7 +68,7 @@ EXT_SIP_URI = "sip_uri"
 EXT_EXTENSION = "extension"
 #: Transfer context: bridges a PSTN number through the carrier gateway.
 EXT_PSTN = "pstn"
-#: Transfer context: last extension, rejects anything else with ``INVALID_NUMBER_FORMAT``.
+#: Transfer context: last extension, hands anything else back (parked, result ``INVALID_NUMBER_FORMAT``).
 EXT_INVALID = "invalid_destination"
 
 #: Destination number that selects :data:`EXT_PARK` in the transfer context.
@@ -85,7 +95,8 @@ VAR_AGENT = "gateway_agent"
 VAR_WEBHOOK_URL = "gateway_webhook_url"
 #: Set by the controller before transferring to :data:`TRANSFER_SIP_URI`.
 VAR_TRANSFER_URI = "gateway_transfer_uri"
-#: Set by the transfer context when a transfer's bridge failed: the failure's cause name.
+#: Set by the transfer context when a transfer failed, before it parks the call again: the
+#: failure's cause name. The gateway unsets it once it has taken the call back.
 VAR_TRANSFER_RESULT = "gateway_transfer_result"
 
 #: The value of :data:`VAR_DIRECTION` on inbound calls.
@@ -114,6 +125,11 @@ CHANNEL_VARIABLES = (
 #: ``rtp-timeout-sec``/``rtp-hold-timeout-sec`` are deprecated and warned about at load):
 #: the public dialplan sets them on inbound calls, ``originate_command`` on outbound legs.
 MEDIA_TIMEOUT_VARIABLES = {"media_timeout": "300000", "media_hold_timeout": "1800000"}
+#: A bidirectional mod_audio_stream build writes the bot's audio into the frames the channel
+#: writes; a parked channel writes none unless this is set, and the park loop reads it once,
+#: when media comes up (research/downlink.md §2).  So it is set before the park: by the public
+#: dialplan on inbound calls, by ``originate_command`` on outbound legs.
+STREAM_CHANNEL_VARIABLES = {"send_silence_when_idle": "-1"}
 
 # --- global variables (``freeswitch-conf/vars.xml``) -----------------------------------------
 

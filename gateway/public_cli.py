@@ -30,7 +30,8 @@ from decimal import Decimal, InvalidOperation
 from functools import partial
 from pathlib import Path
 
-from gateway.admin_cli import CommandError, Output, _account, _command, _group, _iso, _label, _table
+from gateway import cli_common as cli
+from gateway.cli_common import CommandError, Output
 from gateway.billing import ledger
 from gateway.billing.rates import check_prefix
 from gateway.calls.scripts import check_dtmf_map
@@ -45,19 +46,20 @@ MAX_PULSE = 3600
 
 def add_subparsers(subparsers) -> None:
     """Add the ``audio``, ``campaigns``, ``rates``, ``wallet`` and ``agent-destination`` commands."""
-    group = _group(subparsers, "audio", "manage an account's audio library (public calling API)")
-    p = _command(group, "upload", audio_upload, "convert a WAV file to 8 kHz mono and add it to the library")
+    group = cli.group(subparsers, "audio", "manage an account's audio library (public calling API)")
+    p = cli.command(group, "upload", audio_upload,
+                    "convert an audio file (WAV, MP3, Ogg, FLAC) to 8 kHz mono and add it to the library")
     p.add_argument("account", help="account id or name")
     p.add_argument("file", help="a WAV file (PCM, float, mu-law or A-law; any rate and channels)")
     p.add_argument("--name", help="the clip's name (default: the file name)")
-    p = _command(group, "list", audio_list, "list an account's clips")
+    p = cli.command(group, "list", audio_list, "list an account's clips")
     p.add_argument("account", help="account id or name")
-    p = _command(group, "delete", audio_delete, "delete a clip")
+    p = cli.command(group, "delete", audio_delete, "delete a clip")
     p.add_argument("account", help="account id or name")
     p.add_argument("clip", help="clip id")
 
-    group = _group(subparsers, "campaigns", "manage saved campaigns (public calling API)")
-    p = _command(group, "create", campaigns_create, "create a saved campaign")
+    group = cli.group(subparsers, "campaigns", "manage saved campaigns (public calling API)")
+    p = cli.command(group, "create", campaigns_create, "create a saved campaign")
     p.add_argument("account", help="account id or name")
     p.add_argument("name")
     p.add_argument("--type", dest="kind", required=True, choices=CAMPAIGN_TYPES)
@@ -65,9 +67,9 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("--dtmf-map", help='press1: JSON such as {"1": "connect_agent", "9": "hangup"}')
     p.add_argument("--caller-id", help="a number of the account to call from (default: the account's)")
     p.add_argument("--status", default="active", choices=("active", "paused"))
-    p = _command(group, "list", campaigns_list, "list an account's saved campaigns")
+    p = cli.command(group, "list", campaigns_list, "list an account's saved campaigns")
     p.add_argument("account", help="account id or name")
-    p = _command(group, "set", campaigns_set, "change a campaign ('' clears an optional setting)")
+    p = cli.command(group, "set", campaigns_set, "change a campaign ('' clears an optional setting)")
     p.add_argument("campaign", help="campaign id")
     p.add_argument("--name")
     p.add_argument("--status", choices=CAMPAIGN_STATUSES)
@@ -75,34 +77,34 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("--dtmf-map")
     p.add_argument("--caller-id")
 
-    group = _group(subparsers, "rates", "manage an account's per-minute call rates")
-    p = _command(group, "set", rates_set, "set the rate of numbers starting with PREFIX")
+    group = cli.group(subparsers, "rates", "manage an account's per-minute call rates")
+    p = cli.command(group, "set", rates_set, "set the rate of numbers starting with PREFIX")
     p.add_argument("account", help="account id or name")
     p.add_argument("prefix", help="E.164 prefix such as +91 or +9198; '' or '*' for every number")
     p.add_argument("per_minute", help="price of one minute of talk, in the account's currency")
     p.add_argument("--pulse", type=int, default=60, help="billing pulse in seconds (default 60: per started minute)")
-    p = _command(group, "list", rates_list, "list an account's rates")
+    p = cli.command(group, "list", rates_list, "list an account's rates")
     p.add_argument("account", help="account id or name")
-    p = _command(group, "remove", rates_remove, "remove a rate")
+    p = cli.command(group, "remove", rates_remove, "remove a rate")
     p.add_argument("account", help="account id or name")
     p.add_argument("prefix")
 
-    group = _group(subparsers, "wallet", "an account's wallet: balance and ledger")
-    p = _command(group, "show", wallet_show, "the balance and the latest ledger entries")
+    group = cli.group(subparsers, "wallet", "an account's wallet: balance and ledger")
+    p = cli.command(group, "show", wallet_show, "the balance and the latest ledger entries")
     p.add_argument("account", help="account id or name")
     p.add_argument("--limit", type=int, default=20)
-    p = _command(group, "credit", partial(wallet_change, kind="credit"), "add a top-up to the balance")
+    p = cli.command(group, "credit", partial(wallet_change, kind="credit"), "add a top-up to the balance")
     p.add_argument("account", help="account id or name")
     p.add_argument("amount")
     p.add_argument("--note", help="shown in the ledger")
-    p = _command(group, "adjust", partial(wallet_change, kind="adjustment"),
+    p = cli.command(group, "adjust", partial(wallet_change, kind="adjustment"),
                  "correct the balance by a signed amount")
     p.add_argument("account", help="account id or name")
     p.add_argument("amount", help="signed, e.g. -12.50")
     p.add_argument("--note", help="shown in the ledger")
 
-    group = _group(subparsers, "agent-destination", "where press-1 calls' connect_agent transfers to")
-    p = _command(group, "set", agent_destination_set, "set (or clear with '') an account's agent destination")
+    group = cli.group(subparsers, "agent-destination", "where press-1 calls' connect_agent transfers to")
+    p = cli.command(group, "set", agent_destination_set, "set (or clear with '') an account's agent destination")
     p.add_argument("account", help="account id or name")
     p.add_argument("destination", help="a number, an extension or a sip: URI")
 
@@ -111,27 +113,27 @@ def add_subparsers(subparsers) -> None:
 
 
 def audio_upload(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     path = Path(args.file)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise CommandError(f"cannot read {args.file}: {exc.strerror or exc}") from None
     clip = audio.store_clip(account, data, name=args.name, filename=path.name)
-    return Output(_clip_doc(clip), f"added clip {clip.id} ({clip.name}) to account {_label(account)}:"
+    return Output(_clip_doc(clip), f"added clip {clip.id} ({clip.name}) to account {cli.label(account)}:"
                                    f" {clip.duration_ms / 1000:.2f} s, 8 kHz mono WAV at {clip.path}")
 
 
 def audio_list(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     clips = list(AudioClip.select().where(AudioClip.account == account.id).order_by(AudioClip.id))
     rows = [[str(c.id), c.name, f"{c.duration_ms / 1000:.2f}s", c.original_name or "-"] for c in clips]
     return Output({"clips": [_clip_doc(c) for c in clips]},
-                  _table(["ID", "NAME", "LENGTH", "UPLOADED AS"], rows, empty="no clips"))
+                  cli.table(["ID", "NAME", "LENGTH", "UPLOADED AS"], rows, empty="no clips"))
 
 
 def audio_delete(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     clip = _clip(account, args.clip)
     audio.delete_clip(clip)
     return Output({"deleted": clip.id}, f"deleted clip {clip.id} ({clip.name})")
@@ -141,22 +143,22 @@ def audio_delete(args) -> Output:
 
 
 def campaigns_create(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     clip = _clip(account, args.audio) if args.audio else None
     dtmf_map = _dtmf_map(args.dtmf_map) if args.dtmf_map else None
     caller_id = normalize(args.caller_id, account.region) if args.caller_id else None
     campaign = saved.create(account, args.name, args.kind, audio=clip, dtmf_map=dtmf_map, caller_id=caller_id,
                             status=args.status)
     return Output(_campaign_doc(campaign), f"created campaign {campaign.id} ({campaign.name}, {campaign.type})"
-                                           f" for account {_label(account)}")
+                                           f" for account {cli.label(account)}")
 
 
 def campaigns_list(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     campaigns = list(SavedCampaign.select().where(SavedCampaign.account == account.id).order_by(SavedCampaign.id))
     rows = [[str(c.id), c.name, c.type, c.status, str(c.audio_id or "-")] for c in campaigns]
     return Output({"campaigns": [_campaign_doc(c) for c in campaigns]},
-                  _table(["ID", "NAME", "TYPE", "STATUS", "AUDIO"], rows, empty="no campaigns"))
+                  cli.table(["ID", "NAME", "TYPE", "STATUS", "AUDIO"], rows, empty="no campaigns"))
 
 
 def campaigns_set(args) -> Output:
@@ -186,7 +188,7 @@ def campaigns_set(args) -> Output:
 
 
 def rates_set(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     prefix = check_prefix(args.prefix)
     per_minute = _amount(args.per_minute, "per-minute rate", signed=False)
     if not 1 <= args.pulse <= MAX_PULSE:
@@ -198,54 +200,54 @@ def rates_set(args) -> Output:
         rate.per_minute, rate.pulse_sec = per_minute, args.pulse
         rate.save(only=[CallRate.per_minute, CallRate.pulse_sec])
     shown = prefix or "every number"
-    return Output(_rate_doc(rate), f"account {_label(account)}: {shown} at {per_minute} {account.currency}/min,"
+    return Output(_rate_doc(rate), f"account {cli.label(account)}: {shown} at {per_minute} {account.currency}/min,"
                                    f" {args.pulse} s pulse")
 
 
 def rates_list(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     rates = list(CallRate.select().where(CallRate.account == account.id).order_by(CallRate.prefix))
     rows = [[r.prefix or "*", f"{r.per_minute} {account.currency}", f"{r.pulse_sec}s"] for r in rates]
-    return Output({"rates": [_rate_doc(r) for r in rates]}, _table(["PREFIX", "PER MINUTE", "PULSE"], rows,
+    return Output({"rates": [_rate_doc(r) for r in rates]}, cli.table(["PREFIX", "PER MINUTE", "PULSE"], rows,
                                                                    empty="no rates: calls are not billed"))
 
 
 def rates_remove(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     prefix = check_prefix(args.prefix)
     removed = CallRate.delete().where((CallRate.account == account.id) & (CallRate.prefix == prefix)).execute()
     if not removed:
-        raise CommandError(f"account {_label(account)} has no rate for {prefix or '*'}")
+        raise CommandError(f"account {cli.label(account)} has no rate for {prefix or '*'}")
     return Output({"removed": prefix}, f"removed the rate for {prefix or 'every number'}")
 
 
 def wallet_show(args) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     entries = ledger.entries(account, limit=max(1, min(args.limit, 1000)))
     account = type(account).get_by_id(account.id)
-    rows = [[str(e.id), _iso(e.created_at), e.kind, str(e.amount), str(e.balance_after),
+    rows = [[str(e.id), cli.iso(e.created_at), e.kind, str(e.amount), str(e.balance_after),
              e.description or e.call_uuid or "-"] for e in entries]
-    text = (f"account {_label(account)}: balance {account.balance} {account.currency}\n"
-            + _table(["ID", "AT", "KIND", "AMOUNT", "BALANCE", "NOTE"], rows, empty="no ledger entries"))
+    text = (f"account {cli.label(account)}: balance {account.balance} {account.currency}\n"
+            + cli.table(["ID", "AT", "KIND", "AMOUNT", "BALANCE", "NOTE"], rows, empty="no ledger entries"))
     return Output({"account_id": account.id, "balance": str(account.balance), "currency": account.currency,
                    "entries": [_entry_doc(e) for e in entries]}, text)
 
 
 def wallet_change(args, kind: str) -> Output:
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     amount = _amount(args.amount, "amount", signed=kind == "adjustment")
     try:
         entry = ledger.credit(account, amount, kind=kind, description=args.note)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    return Output(_entry_doc(entry), f"account {_label(account)}: {kind} {entry.amount}, balance now"
+    return Output(_entry_doc(entry), f"account {cli.label(account)}: {kind} {entry.amount}, balance now"
                                      f" {entry.balance_after} {account.currency}")
 
 
 def agent_destination_set(args) -> Output:
     """A number (read in the account's region, stored in E.164), an extension or a SIP
     URI, which the account's transfer policy must allow."""
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     destination = args.destination.strip() or None
     if destination is not None:
         try:
@@ -255,7 +257,7 @@ def agent_destination_set(args) -> Output:
     account.agent_destination = destination
     account.save(only=[type(account).agent_destination])
     return Output({"account_id": account.id, "agent_destination": destination},
-                  f"account {_label(account)}: press-1 connect_agent goes to {destination or '(nowhere)'}")
+                  f"account {cli.label(account)}: press-1 connect_agent goes to {destination or '(nowhere)'}")
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -271,7 +273,7 @@ def _id(text: str, what: str) -> int:
 def _clip(account, ref: str) -> AudioClip:
     clip = audio.find_clip(account.id, _id(ref, "clip"))
     if clip is None:
-        raise CommandError(f"account {_label(account)} has no audio clip {ref}")
+        raise CommandError(f"account {cli.label(account)} has no audio clip {ref}")
     return clip
 
 
@@ -299,13 +301,13 @@ def _amount(text: str, what: str, *, signed: bool) -> Decimal:
 def _clip_doc(clip: AudioClip) -> dict:
     return {"id": clip.id, "account_id": clip.account_id, "name": clip.name, "path": clip.path,
             "duration_ms": clip.duration_ms, "size_bytes": clip.size_bytes, "original_name": clip.original_name,
-            "created_at": _iso(clip.created_at)}
+            "created_at": cli.iso(clip.created_at)}
 
 
 def _campaign_doc(campaign: SavedCampaign) -> dict:
     return {"id": campaign.id, "account_id": campaign.account_id, "name": campaign.name, "type": campaign.type,
             "status": campaign.status, "audio_id": campaign.audio_id, "dtmf_map": campaign.dtmf_map,
-            "caller_id": campaign.caller_id, "created_at": _iso(campaign.created_at)}
+            "caller_id": campaign.caller_id, "created_at": cli.iso(campaign.created_at)}
 
 
 def _rate_doc(rate: CallRate) -> dict:
@@ -316,4 +318,4 @@ def _rate_doc(rate: CallRate) -> dict:
 def _entry_doc(entry) -> dict:
     return {"id": entry.id, "kind": entry.kind, "amount": str(entry.amount), "balance_after": str(entry.balance_after),
             "call_uuid": entry.call_uuid, "billsec": entry.billsec, "description": entry.description,
-            "created_at": _iso(entry.created_at)}
+            "created_at": cli.iso(entry.created_at)}

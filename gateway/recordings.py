@@ -20,7 +20,7 @@ import logging
 import os
 from pathlib import Path
 
-from gateway.calls.states import FINAL, Status
+from gateway.domain import FINAL, Status
 from gateway.config import Settings
 from gateway.models import Call, Recording
 

@@ -2,6 +2,12 @@
 
 ``voicegw serve`` runs a ``Gateway`` until it is told to stop; ``voicegw demo`` and the
 tests run one in-process.  Everything is a greenlet on one gevent hub.
+
+This is the one place that wires the process: what the controller tells about each call
+(its listeners, the hooks inside each batch's transaction, the hooks on its log entries)
+goes to the media sessions, the webhook outbox and dispatcher, the public API's playback
+scripts, the wallet and the per-day call counts, all connected here.  Building the HTTP
+app (``gateway.api.create_app``) changes nothing else.
 """
 
 from __future__ import annotations
@@ -12,16 +18,34 @@ import socket
 from gevent.pywsgi import WSGIServer
 
 from gateway.api import create_app
+from gateway.billing.ledger import billing_hook
 from gateway.calls.controller import CallController
+from gateway.calls.day_counts import rollup_hook
 from gateway.calls.media_session import MediaSessions
-from gateway.config import Settings
+from gateway.calls.scripts import Script, ScriptRunner
+from gateway.campaigns import runs
+from gateway.config import NodeConfig, Settings
+from gateway.domain import Surface
+from gateway.greenlets import GreenletOwner
 from gateway.media.bridge import MediaBridge
-from gateway.models import connect, migrate, stored_secrets
+from gateway.models import Call, connect, database, migrate, stored_secrets
 from gateway.models.db import close_database
+from gateway.otp import service as otp_service
 from gateway.webhooks.dispatcher import Dispatcher
 from gateway.webhooks.outbox import outbox_hook, outbox_log_hook
 
 logger = logging.getLogger(__name__)
+
+
+def public_script(controller, call_uuid: str) -> Script | None:
+    """The playback script of an answered call of the public calling API (None for other
+    calls): its run's (audio blast, press-1) or its verification code's."""
+    call = Call.get_or_none(Call.uuid == call_uuid)
+    if call is None or call.surface != Surface.PUBLIC:
+        return None
+    if call.campaign_id is not None:
+        return runs.script_for(controller, call)
+    return otp_service.script_for(controller, call)
 
 
 class ApiServer(WSGIServer):
@@ -35,8 +59,14 @@ class ApiServer(WSGIServer):
 
 
 class Gateway:
-    def __init__(self, settings: Settings, originate_timeout: int = 60) -> None:
+    """``probe_playback``: once each node is first connected, play a tone through its
+    playback form and log whether a caller would hear it (``gateway.playback_probe``);
+    ``voicegw serve`` does, tests and the demo choose."""
+
+    def __init__(self, settings: Settings, originate_timeout: int = 60, probe_playback: bool = False) -> None:
         self.settings = settings
+        self.probe_playback = probe_playback
+        self._probes = GreenletOwner("playback probes")
         self.db = connect(settings.database_url)
         self.controller = CallController(settings.freeswitch_nodes, originate_timeout=originate_timeout,
                                          admission_wait=settings.admission_wait)
@@ -54,6 +84,15 @@ class Gateway:
         self.controller.log_hooks.append(outbox_log_hook)  # call.answered: media session established
         self.dispatcher = Dispatcher(self.db, concurrency=5)
         self.controller.listeners.append(lambda call_uuid, transition: self.dispatcher.wake())
+        # The public calling API's calls play scripts; a verification call's code is
+        # forgotten when it ends. Final statuses charge the wallet and keep the per-day
+        # call counts, inside the transaction that writes them.
+        scripts = ScriptRunner(self.controller, lambda call_uuid: public_script(self.controller, call_uuid), database)
+        self.controller.listeners.append(scripts.on_transition)
+        self.controller.listeners.append(otp_service.SPEECH.on_transition)
+        self.controller.public_scripts = scripts
+        self.controller.transaction_hooks.append(billing_hook)
+        self.controller.transaction_hooks.append(rollup_hook)
         self.app = create_app(self)
         self.http: WSGIServer | None = None
 
@@ -69,11 +108,27 @@ class Gateway:
                 logger.info("FreeSWITCH %s: bot audio in the %s form (GATEWAY_MEDIA_PLAYBACK)", node,
                             self.settings.media.playback_for(node))
         self.controller.start()
+        if self.bridge is not None and self.probe_playback:
+            for config in self.settings.freeswitch_nodes:
+                self._probes.spawn(self._probe_node, config)
         self.dispatcher.start()
         if http:
             self.http = ApiServer(tuple(self.settings.http), self.app, log=None)
             self.http.start()
             logger.info("HTTP API on http://%s:%s", *self.settings.http)
+
+    def _probe_node(self, config: NodeConfig) -> None:
+        from gateway import playback_probe
+
+        node = self.controller.nodes[config.name]
+        node.wait_connected()
+        form = self.settings.media.playback_for(config.name)
+        result = playback_probe.probe(config.host, config.port, config.password, self.bridge, form,
+                                      self.settings.media_dir)
+        if result.ok:
+            logger.info("FreeSWITCH %s: a bot is heard: %s", config.name, result.summary())
+        else:
+            logger.warning("FreeSWITCH %s: callers would not hear bots well: %s", config.name, result.summary())
 
     def stop(self) -> None:
         """Stop taking work, let the work in flight end, and only then close the database.
@@ -87,12 +142,11 @@ class Gateway:
         if self.http is not None:
             self.http.stop(timeout=2)
             self.http = None
+        self._probes.stop(0)
         if self.media is not None:
             self.media.stop()
             self.bridge.stop()
-        scripts = getattr(self.controller, "public_scripts", None)
-        if scripts is not None:
-            scripts.stop()
+        self.controller.public_scripts.stop()
         self.controller.stop()
         self.dispatcher.stop()
         close_database(self.db)

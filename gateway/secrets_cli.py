@@ -15,19 +15,20 @@ from __future__ import annotations
 import json
 
 from gateway import models
-from gateway.admin_cli import Output, _command, _group
+from gateway import cli_common as cli
+from gateway.cli_common import Output
 from gateway.models import stored_secrets
 from gateway.secret_keys import KEY_VAR, SecretKeys, generate_key, keys_for
 
 
 def add_subparsers(subparsers) -> None:
     """Add the ``secrets`` command group."""
-    group = _group(subparsers, "secrets", "the keys that encrypt stored webhook secrets and provider API keys")
+    group = cli.group(subparsers, "secrets", "the keys that encrypt stored webhook secrets and provider API keys")
     p = group.add_parser("generate-key", help=f"print a new key for {KEY_VAR}",
                          description=f"print a new key for {KEY_VAR}")
     p.add_argument("--json", action="store_true", help="print a JSON document")
     p.set_defaults(func=generate)
-    _command(group, "rotate", rotate,
+    cli.command(group, "rotate", rotate,
              f"re-encrypt every stored secret with the first key of {KEY_VAR}; the others can then be removed")
 
 

@@ -29,13 +29,14 @@ import gevent
 from gevent.event import AsyncResult, Event as Flag
 
 from gateway import net_policy, secret_keys
-from gateway.admin_cli import _database
+from gateway.cli_common import open_database
 from gateway.calls.controller import CallError
-from gateway.calls.dialstring import check_dialable, quote_var
-from gateway.calls.states import FINAL, Status
+from gateway.calls.dialstring import check_dialable
+from gateway.domain import FINAL, Status
 from gateway.calls.timeline import timeline
 from gateway.config import HttpAddress, NodeConfig, Settings
 from gateway.dialplan_names import PUBLIC_CONTEXT
+from gateway.esl import commands
 from gateway.esl.connection import CommandFailed, CommandTimeout, ESLLink
 from gateway.media.codec import tone
 from gateway.models import Account, Call, RefusedCall
@@ -138,14 +139,13 @@ def inject(node: NodeConfig, did: str, caller: str, caller_name: str, seconds: f
     link = ESLLink(node.host, node.port, node.password, on_event=on_event)
     link.connect()
     try:
-        link.command(f"filter Unique-ID {leg}")
-        link.command("event plain CHANNEL_CREATE CHANNEL_HANGUP_COMPLETE")
-        variables = ",".join(f"{k}={quote_var(v)}" for k, v in (
-            ("origination_uuid", leg), ("origination_caller_id_number", caller),
-            ("origination_caller_id_name", caller_name or caller)))
+        link.command(commands.filter_events("Unique-ID", leg))
+        link.command(commands.subscribe("CHANNEL_CREATE CHANNEL_HANGUP_COMPLETE"))
+        originate = commands.originate({"origination_uuid": leg, "origination_caller_id_number": caller,
+                                        "origination_caller_id_name": caller_name or caller},
+                                       f"loopback/{did}/{PUBLIC_CONTEXT}")
         try:
-            reply = link.api(f"originate {{{variables}}}loopback/{did}/{PUBLIC_CONTEXT} &park()",
-                             timeout=ANSWER_WAIT)
+            reply = link.api(originate, timeout=ANSWER_WAIT)
         except CommandFailed as exc:
             reply = exc.reply  # refused, or no route: the gateway's record says which
         except CommandTimeout:
@@ -160,7 +160,7 @@ def inject(node: NodeConfig, did: str, caller: str, caller_name: str, seconds: f
             say(f"call {call_uuid} answered; the caller hangs up in {seconds:g}s")
         if not ended.wait(seconds if answered else 0):
             try:
-                link.api(f"uuid_kill {leg}")
+                link.api(commands.kill(leg))
             except CommandFailed:
                 pass  # gone meanwhile
             ended.wait(RECORD_WAIT)
@@ -169,7 +169,7 @@ def inject(node: NodeConfig, did: str, caller: str, caller_name: str, seconds: f
     if not call_uuid:
         say("simulate-call FAILED: FreeSWITCH created no call for the DID")
         return 1
-    with _database(database_url):
+    with open_database(database_url):
         return _report(call_uuid, database_url, say)
 
 

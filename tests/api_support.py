@@ -16,23 +16,14 @@ from gateway.calls.states import FINAL, Status
 from gateway.config import HttpAddress, MediaSettings, NodeConfig, Settings
 from gateway.models import Account, Agent
 from gateway.runtime import Gateway
-from gateway.simulator import Simulator
 
 CALLER_ID = "+12125550100"
 DEFAULT_SOCKET = "wss://bot.example.com/media"
 
 __all__ = [
     "CALLER_ID", "DEFAULT_SOCKET", "FINAL", "Status", "account_a", "account_b", "client",
-    "gw", "headers", "key_a", "key_b", "bearer", "make_agent", "sim",
+    "gw", "headers", "key_a", "key_b", "bearer", "make_agent",
 ]
-
-
-@pytest.fixture
-def sim():
-    simulator = Simulator(port=0, answer_delay=0.05)
-    simulator.start()
-    yield simulator
-    simulator.stop()
 
 
 def _gateway(database_url, nodes):

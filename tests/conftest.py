@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
+from pathlib import Path
 
-import gevent
 import psycopg2
 import pytest
-from playhouse.pool import PooledDatabase
 from psycopg2 import sql
 
 from gateway import models, net_policy, secret_keys
 from gateway.models import ALL_MODELS, connect, database_from_url, migrate
-from gateway.models.db import close_database
+from gateway.models.db import close_database, held_connections
+from gateway.simulator import Simulator
+
+SHIPPED_DIALPLAN = Path(__file__).resolve().parents[1] / "dialplan"
 
 # Superusers that trust authentication lets in, depending on how the server was set up.
 POSTGRES_ADMIN_URLS = (
@@ -108,15 +109,6 @@ def database_url(request, tmp_path):
     return test_db.url
 
 
-def _held_connections(db, grace: float = 10.0) -> int:
-    """How many of a pool's connections greenlets still hold once ``grace`` is over
-    (0 at once for a database without a pool)."""
-    deadline = time.monotonic() + grace
-    while isinstance(db, PooledDatabase) and db._in_use and time.monotonic() < deadline:
-        gevent.sleep(0.01)
-    return len(db._in_use) if isinstance(db, PooledDatabase) else 0
-
-
 @pytest.fixture
 def fresh_url(database_url, tmp_path):
     """The URL of an empty, unmigrated database (PostgreSQL: an empty schema of the test
@@ -136,10 +128,25 @@ def fresh_url(database_url, tmp_path):
 
 @pytest.fixture
 def database(database_url):
-    db = connect(database_url)
+    yield from _bound_database(database_url)
+
+
+@pytest.fixture
+def sqlite_database(tmp_path):
+    """The database on SQLite only, for tests whose subject is not the database (what a
+    caller hears of a bot): the rows they write are the same on both."""
+    url = f"sqlite:///{tmp_path / 'voicegw.sqlite3'}"
+    db = database_from_url(url)
+    migrate(db)
+    db.close()
+    yield from _bound_database(url)
+
+
+def _bound_database(url: str):
+    db = connect(url)
     yield db
     db.close()  # the test's own greenlet's connection
-    held = _held_connections(db)
+    held = held_connections(db, grace=10.0)
     if held:
         # Closing a connection under the greenlet that holds it blocks the whole process
         # on the connection's lock (nothing can interrupt that): leave it, fail the test.
@@ -182,6 +189,36 @@ def loopback_allowed():
     bots listen (customer URLs on internal addresses are refused otherwise)."""
     with net_policy.policy.allowing("127.0.0.1"):
         yield net_policy.policy
+
+
+@pytest.fixture
+def sim():
+    """A simulated FreeSWITCH on a free port (answers after 50 ms); a test module with other
+    needs (a dialplan, outcomes, limits) defines its own."""
+    simulator = Simulator(port=0, answer_delay=0.05)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def dialplan_sim():
+    """A simulated FreeSWITCH running the shipped dialplan/ (with freeswitch-conf/vars.xml)
+    on a free port (answers after 50 ms)."""
+    simulator = Simulator(port=0, answer_delay=0.05, dialplan_dir=str(SHIPPED_DIALPLAN))
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def bot():
+    """A bot speaking Twilio Media Streams on 127.0.0.1 (``media_support.TwilioBot``)."""
+    from media_support import TwilioBot
+
+    server = TwilioBot()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -47,6 +47,9 @@ BUSINESS_REFUSALS: dict[str, list[str]] = {
         rf"^(phone|phone_number): {_NUMBER}",
         r"^agent_name: several agents have this name; send agent \(the key\) or agent_id$",
     ],
+    # Read before the signature is checked, so refused even in a report nobody could sign.
+    "POST /v1/webhooks/call-completed": _exactly("The body contains a NUL character",
+                                                 "The body contains an unpaired surrogate"),
     "GET /api/public/v1/calls": _exactly(schemas.LIST_NUMBER),
     "POST /api/public/v1/calls": _exactly(schemas.NUMBER, schemas.AUDIO_UNKNOWN, schemas.CALLER_ID,
                                           common.NO_CALLER_ID, public_calls.NO_AGENT_DESTINATION),

@@ -11,7 +11,7 @@ from playhouse.pool import PooledDatabase
 
 from api_support import *  # noqa: F401,F403 -- fixtures
 from api_support import bearer, headers, make_agent
-from gateway.api import errors
+from gateway.api import errors, ratelimit
 from gateway.api.errors import fail
 from gateway.auth.keys import create_key, revoke_key
 from gateway.models import Account, Call
@@ -75,7 +75,8 @@ def test_revoked_keys_and_inactive_accounts_are_403(client, account_a):
     assert Call.select().count() == 0
 
 
-def test_rate_limit_is_429_with_retry_after(client, key_a, key_b, account_a):
+def test_rate_limit_is_429_with_retry_after(client, key_a, key_b, account_a, monkeypatch):
+    monkeypatch.setattr(ratelimit, "clock", lambda: 1_800_000_015.2)  # one minute's window throughout
     Account.update(rate_limit_per_minute=3).where(Account.id == account_a.id).execute()
     for _ in range(3):
         assert client.get("/v1/agents", headers=headers(key_a)).status_code == 200
@@ -220,6 +221,7 @@ def test_openapi_document_pins_the_surfaces(client):
         "/v1/calls": ["post"],
         "/v1/calls/{call_id}": ["get"],
         "/v1/agents": ["get"],
+        "/v1/webhooks/call-completed": ["post"],
     }
     assert spec["components"]["securitySchemes"]["ApiKeyAuth"] == {"type": "apiKey", "in": "header",
                                                                    "name": "X-API-KEY"}
@@ -256,11 +258,15 @@ def test_validation_messages_are_flattened():
                                                  "Whole body."]
 
 
-def test_an_exhausted_database_pool_is_shed_with_503_and_retry_after(database_url, sim, account_a, key_a):
+def test_an_exhausted_database_pool_is_shed_with_503_and_retry_after(database_url, sim, gw, account_a, key_a):
     """Every pooled connection is taken (bots, a burst): a request waits the pool's
     ``timeout`` for one, then gets 503 + Retry-After in its surface's shape, not a 500."""
     if not database_url.startswith("postgresql"):
         pytest.skip("a connection pool is PostgreSQL's")
+    # One gateway per process: the models' database is the process's.  The fixture's
+    # gateway made the account; with it running, its workers would use this test's small
+    # pool (and hold its connections when it closes).
+    gw.stop()
     import gevent
     from gevent.event import Event
 

@@ -63,6 +63,7 @@ OPERATIONS = [
     ("POST", "/v1/calls"),
     ("GET", "/v1/calls/{call_id}"),
     ("GET", "/v1/agents"),
+    ("POST", "/v1/webhooks/call-completed"),
 ]
 
 

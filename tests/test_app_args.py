@@ -16,7 +16,7 @@ from api_support import account_a, key_a  # noqa: F401 -- fixtures
 from test_public_support import *  # noqa: F401,F403 -- fixtures
 from test_public_support import BASE, auth, wait_final, wait_script
 from gateway.calls.controller import CallError
-from gateway.calls.dialstring import quote_var
+from gateway.esl.commands import quote_var
 from gateway.esl import app_args
 from gateway.esl.protocol import CommandReader
 from gateway.models import OtpRequest, PublicRun

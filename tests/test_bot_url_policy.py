@@ -24,8 +24,7 @@ from gateway.media.connectors.guarded import NO_ADDRESS, NO_CONNECTION, NOT_ALLO
 from gateway.models import Account, CallEvent
 from gateway.models.validators import check_media_target
 from gateway.simulate_call import named_bot_addresses
-from gateway.simulator import Simulator
-from media_support import MediaRig, TwilioBot, WsServer
+from media_support import MediaRig, WsServer
 from net_support import LOOPBACK_HOSTS, fake_resolver
 
 CALLER = "+15550009999"
@@ -70,13 +69,6 @@ def recorder():
         server.stop()
 
 
-@pytest.fixture
-def bot():
-    server = TwilioBot()
-    yield server
-    server.stop()
-
-
 def dial(url: str, timeout: float = 1.0):
     return open_websocket(url, headers=[], connect_timeout=timeout, policy=net_policy.policy)
 
@@ -112,7 +104,7 @@ def test_an_allowed_name_is_connected_at_the_address_it_was_checked_at(bot, monk
     monkeypatch.setattr(net_policy.policy, "resolver", fake_resolver({"bot.test": ["127.0.0.1"]}))
     link = open_link("websocket", f"ws://bot.test:{bot.port}/media", INFO, connect_timeout=2)
     try:
-        assert bot.wait_event("start")[0]["start"]["callSid"] == INFO.call_uuid
+        assert bot.wait_event("start")[0]["start"]["customParameters"]["call_uuid"] == INFO.call_uuid
         assert bot.peers[0].path == "/media"
     finally:
         link.kill()
@@ -197,14 +189,6 @@ def test_wss_verifies_the_url_host_on_the_checked_address(localhost_cert, monkey
 
 
 @pytest.fixture
-def sim():
-    simulator = Simulator(port=0, answer_delay=0.05)
-    simulator.start()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
 def rig(database, sim):
     made = MediaRig(sim, MediaSettings(playback="stream", bot_connect_timeout=1.0))
     yield made
@@ -263,7 +247,8 @@ def test_the_call_log_does_not_echo_an_upgrade_refusal(rig, sim, recorder, loopb
     rig.controller.wait_status(call.uuid, FINAL, 10)
     failed = wait_log(call.uuid, "bot_connect_failed")
     assert failed[0]["error"] == NO_CONNECTION
-    assert "redis" not in str(media_log(call.uuid)) and "403" not in str(media_log(call.uuid))
+    logged = str(media_log(call.uuid)).replace(f"127.0.0.1:{banner.port}", "")  # its port may hold "403"
+    assert "redis" not in logged and "403" not in logged
 
 
 def test_simulate_call_allows_the_bot_the_operator_names(bot):

@@ -14,14 +14,6 @@ from gateway.simulator import Simulator
 CALLER = "+15550009999"
 
 
-@pytest.fixture
-def sim():
-    simulator = Simulator(port=0, answer_delay=0.05)
-    simulator.start()
-    yield simulator
-    simulator.stop()
-
-
 def make_controller(sim, **kwargs):
     node = NodeConfig(f"127.0.0.1:{sim.port}", "127.0.0.1", sim.port, "ClueCon")
     controller = CallController([node], command_timeout=2.0, **kwargs)

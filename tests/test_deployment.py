@@ -411,3 +411,15 @@ def test_sip_profiles_use_no_deprecated_parameters_and_calls_get_media_timeouts(
     inbound = next(e for e in document.iter("extension") if e.get("name") == names.EXT_INBOUND)
     sets = [a.get("data") for a in inbound.iter("action") if a.get("application") == "set"]
     assert {f"{k}={v}" for k, v in names.MEDIA_TIMEOUT_VARIABLES.items()} <= set(sets)
+
+
+def test_calls_that_get_a_stream_write_silence_while_parked(document):
+    """A bidirectional mod_audio_stream plays into the frames a channel writes; a parked
+    channel writes none without send_silence_when_idle, read when media comes up, so it
+    must be set before the park (research/downlink.md §2)."""
+    from gateway.calls.dialstring import originate_command
+    command = originate_command("u-1", "sofia/gateway/carrier/15551230001", "+15550100")
+    assert "send_silence_when_idle=-1" in command
+    inbound = next(e for e in document.iter("extension") if e.get("name") == names.EXT_INBOUND)
+    actions = [(a.get("application"), a.get("data")) for a in inbound.iter("action")]
+    assert actions.index(("set", "send_silence_when_idle=-1")) < actions.index(("park", None))

@@ -19,14 +19,17 @@ from gateway.simulator.dialplan import (
     Dialplan,
     DialplanError,
     Execution,
+    SimulatorRouter,
     StopReason,
-    cause_name,
     expand_variables,
     load_dialplan,
     load_vars,
     make_router,
     preprocess,
 )
+from gateway.simulator.causes import str2cause
+from gateway.simulator.outcomes import Outcome
+from gateway.simulator.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 DIALPLAN_DIR = ROOT / "dialplan"
@@ -53,6 +56,60 @@ def transfer(dialplan: Dialplan, destination: str, **variables: str) -> Executio
     """What ``uuid_transfer <uuid> <dest> XML gateway_transfer`` does, after ``uuid_setvar``s."""
     number, extra = names.transfer_target(destination)
     return dialplan.execute(names.TRANSFER_CONTEXT, number, {**variables, **extra})
+
+
+def handed_back(call: Execution, result: str) -> bool:
+    """The transfer context gave up: the call is parked again for the gateway (in that
+    context, which is how the gateway tells the park from its own) with ``result`` in
+    gateway_transfer_result."""
+    return (call.stop.reason is StopReason.PARK and call.context == names.TRANSFER_CONTEXT
+            and call.variables.get(names.VAR_TRANSFER_RESULT) == result)
+
+
+# The bridge's rules (continue_on_fail, hangup_after_bridge, ...) are the running simulator's
+# (``originate.bridge_leg``): tests of what follows a bridge run the call there.
+
+#: The number the far end of each transfer destination's B leg is known by in the simulator
+#: (``Simulator.set_outcome``): what the shipped dialplan dials, minus the endpoint.
+B_LEG_NUMBER = {"+5511999999999": "+5511999999999", "1001": "1001%127.0.0.1",
+                "sip:alice@example.com": "sip:alice"}
+
+
+@pytest.fixture
+def switch(dialplan_sim):
+    return dialplan_sim
+
+
+def fails_with(cause: str, delay: float = 0.0) -> Outcome:
+    """A far end that fails the B leg with ``cause`` after ``delay`` seconds."""
+    return Outcome(final=503, provisional=None, delay=delay, local=True, cause=cause)
+
+
+def parked_inbound(sim: Simulator) -> str:
+    """A carrier call the gateway's own number table serves: parked in the public context."""
+    uuid = sim.inject_inbound("+5511888888888", "5511999999999")
+    sim.wait_for(lambda: sim.channels[uuid].session.parked)
+    return uuid
+
+
+def transfer_running(sim: Simulator, uuid: str, destination: str) -> None:
+    """What the gateway sends to transfer a parked call: ``uuid_setvar``s, then ``uuid_transfer``."""
+    number, extra = names.transfer_target(destination)
+    for name, value in extra.items():
+        assert sim.run_api("uuid_setvar", f"{uuid} {name} {value}") == "+OK\n"
+    assert sim.run_api("uuid_transfer", f"{uuid} {number} {names.DIALPLAN} {names.TRANSFER_CONTEXT}") == "+OK\n"
+
+
+def parked_again(sim: Simulator, uuid: str, parks: int):
+    """The channel once it parked for the ``parks``-th time."""
+    return sim.wait_for(lambda: (ch := sim.channels.get(uuid)) is not None and ch.events.count("CHANNEL_PARK") >= parks
+                        and ch.session.parked and ch)
+
+
+def handed_back_running(ch, result: str) -> bool:
+    """:func:`handed_back` for a simulator channel."""
+    return (ch.session.parked and ch.context == names.TRANSFER_CONTEXT
+            and ch.variables.get(names.VAR_TRANSFER_RESULT) == result)
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,7 +267,7 @@ def test_sip_uri_is_bridged_from_the_transfer_uri_variable(shipped, uri, dial_st
 def test_sip_uri_that_could_inject_into_a_dial_string_is_rejected(shipped, uri):
     call = shipped.execute(names.TRANSFER_CONTEXT, names.TRANSFER_SIP_URI, {names.VAR_TRANSFER_URI: uri})
 
-    assert call.hangup_cause == "INVALID_NUMBER_FORMAT"
+    assert handed_back(call, "INVALID_NUMBER_FORMAT")
     assert not any(app == "bridge" for app, _ in call.applications)
 
 
@@ -223,14 +280,14 @@ def test_api_calls_in_a_variable_are_denied_not_run(shipped):
 
     call = shipped.execute(names.TRANSFER_CONTEXT, names.TRANSFER_SIP_URI, {names.VAR_TRANSFER_URI: uri})
 
-    assert call.hangup_cause == "INVALID_NUMBER_FORMAT"
+    assert handed_back(call, "INVALID_NUMBER_FORMAT")
     assert call.channel.expand("${gateway_transfer_uri}") == "sip:<API Execute Permission Denied>@example.com"
 
 
 def test_sip_uri_transfer_without_the_variable_is_rejected(shipped):
     call = shipped.execute(names.TRANSFER_CONTEXT, names.TRANSFER_SIP_URI)
 
-    assert call.hangup_cause == "INVALID_NUMBER_FORMAT"
+    assert handed_back(call, "INVALID_NUMBER_FORMAT")
 
 
 @pytest.mark.parametrize("destination", ["12", "+12", "123456", "+1001", "abc", "1001,1002", "user/1001",
@@ -238,7 +295,8 @@ def test_sip_uri_transfer_without_the_variable_is_rejected(shipped):
 def test_anything_else_is_an_invalid_number(shipped, destination):
     call = shipped.execute(names.TRANSFER_CONTEXT, destination)
 
-    assert call.hangup_cause == "INVALID_NUMBER_FORMAT"
+    assert handed_back(call, "INVALID_NUMBER_FORMAT")
+    assert not any(app == "bridge" for app, _ in call.applications)
     assert call.routes[0].matched_extensions[-1] == names.EXT_INVALID
 
 
@@ -249,24 +307,46 @@ def test_gateway_park_hands_the_call_back_to_the_gateway(shipped):
     assert call.routes[0].matched_extensions[-1] == names.EXT_PARK
 
 
+@pytest.mark.parametrize("destination", ["+5511999999999", "1001", "sip:alice@example.com"])
 @pytest.mark.parametrize("cause", ["USER_BUSY", "NO_ANSWER", "CALL_REJECTED", "GATEWAY_DOWN", "USER_NOT_REGISTERED"])
-def test_failed_transfer_hangs_up_with_the_failure_cause(shipped, cause):
-    call = transfer(shipped, "+5511999999999")
+def test_failed_transfer_parks_the_call_again_with_the_failure_cause(switch, destination, cause):
+    uuid = parked_inbound(switch)
+    switch.set_outcome(B_LEG_NUMBER[destination], fails_with(cause))
 
-    stop = call.bridge_failed(cause)
+    transfer_running(switch, uuid, destination)
+    call = parked_again(switch, uuid, 2)
 
-    assert stop.reason is StopReason.HANGUP
-    assert stop.cause == cause
-    assert call.variables[names.VAR_TRANSFER_RESULT] == cause
+    assert handed_back_running(call, cause)
+    assert call.session.parked
+    assert call.applications[-2:] == [("set", f"{names.VAR_TRANSFER_RESULT}={cause}"), ("park", "")]
 
 
-def test_answered_transfer_ends_when_the_far_end_hangs_up(shipped):
-    call = transfer(shipped, "1001")
+def test_a_second_transfer_after_a_failed_one_reports_its_own_result(switch):
+    uuid = parked_inbound(switch)
+    switch.set_outcome(B_LEG_NUMBER["+5511999999999"], fails_with("USER_BUSY"))
+    transfer_running(switch, uuid, "+5511999999999")
+    parked_again(switch, uuid, 2)
 
-    stop = call.bridge_ended("NORMAL_CLEARING")
+    switch.set_outcome(B_LEG_NUMBER["1001"], fails_with("NO_ANSWER", delay=0.2))
+    transfer_running(switch, uuid, "1001")
+    call = switch.wait_for(lambda: (ch := switch.channels[uuid]).current_app == "bridge"
+                           and ch.current_app_data == "sofia/internal/1001%127.0.0.1" and ch)
+    assert call.current_app == "bridge"
+    call = parked_again(switch, uuid, 3)
 
-    assert stop.reason is StopReason.HANGUP
-    assert stop.cause == "NORMAL_CLEARING"
+    assert handed_back_running(call, "NO_ANSWER")
+
+
+def test_answered_transfer_ends_when_the_far_end_hangs_up(switch):
+    uuid = parked_inbound(switch)
+    transfer_running(switch, uuid, "1001")
+    call = switch.wait_event(uuid, "CHANNEL_BRIDGE")
+
+    switch.far_end_hangup(call.variables["bridge_to"], "NORMAL_CLEARING")
+    call = switch.wait_gone(uuid)
+
+    assert call.hungup
+    assert call.hangup_cause == "NORMAL_CLEARING"
     assert names.VAR_TRANSFER_RESULT not in call.variables
     assert call.answered
 
@@ -311,6 +391,7 @@ def test_every_context_and_extension_named_by_the_gateway_exists(shipped):
                       names.EXT_PSTN, names.EXT_INVALID):
         assert extension in xfer
     assert xfer[0] == names.EXT_TRANSFER_SETUP and xfer[-1] == names.EXT_INVALID
+    assert shipped.route(names.PROBE_CONTEXT, names.PROBE_DESTINATION).matched_extensions == (names.EXT_PROBE,)
 
 
 def test_transfer_destinations_named_by_the_gateway_select_their_extensions(shipped):
@@ -631,19 +712,21 @@ def test_transfer_application_rehunts_and_is_limited_by_max_forwards():
     assert len(call.routes) == 5
 
 
-def test_bridge_failure_without_continue_on_fail():
-    plan = dp("""
+def test_bridge_failure_without_continue_on_fail(sim):
+    sim.router.dialplan = SimulatorRouter(dp("""
       <context name="c"><extension name="a"><condition>
-        <action application="bridge" data="user/1"/><action application="after"/>
-      </condition></extension></context>""")
+        <action application="bridge" data="user/1"/><action application="log" data="after"/>
+      </condition></extension></context>"""))
 
-    assert plan.execute("c", "1").bridge_failed("USER_BUSY").cause == "USER_BUSY"
-    call = plan.execute("c", "1")
-    call.bridge_failed("NO_ANSWER")  # no answer always goes on
-    assert call.applications[-1] == ("after", "")
-    call = plan.execute("c", "1", {"continue_on_fail": "user_busy,21"})
-    call.bridge_failed("CALL_REJECTED")
-    assert call.applications[-1] == ("after", "")
+    def call_failing_with(cause: str, **variables: str):
+        sim.set_outcome("1", fails_with(cause))
+        return sim.wait_gone(sim.inject_inbound("1", "5550001111", context="c", variables=variables))
+
+    assert call_failing_with("USER_BUSY").hangup_cause == "USER_BUSY"
+    call = call_failing_with("NO_ANSWER")  # no answer always goes on
+    assert call.applications[-1] == ("log", "after")
+    call = call_failing_with("CALL_REJECTED", continue_on_fail="user_busy,21")
+    assert call.applications[-1] == ("log", "after")
 
 
 def test_kill_and_hangup_causes():
@@ -652,9 +735,9 @@ def test_kill_and_hangup_causes():
     assert call.kill("user_busy").cause == "USER_BUSY"
     with pytest.raises(DialplanError):
         call.transfer("2")
-    assert cause_name("17") == "USER_BUSY"
-    assert cause_name("no_such_cause") == "NORMAL_CLEARING"
-    assert cause_name("") == "NORMAL_CLEARING"
+    assert str2cause("17") == "USER_BUSY"
+    assert str2cause("no_such_cause") == "NORMAL_CLEARING"
+    assert str2cause("") == "NORMAL_CLEARING"
 
 
 def test_unmodelled_features_say_so():

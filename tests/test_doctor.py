@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 
 from gateway import doctor
-from gateway.config import HttpAddress, NodeConfig, Settings
+from gateway.config import HttpAddress, MediaSettings, NodeConfig, Settings
 from gateway.models import database_from_url, migrate
 from gateway.simulator import Simulator
+from gateway.simulator.audio_stream import module
 
 DIALPLAN = Path(__file__).resolve().parents[1] / "dialplan"
 
@@ -20,9 +21,10 @@ def sim():
     simulator.stop()
 
 
-def settings(sim, url, password="ClueCon"):
+def settings(sim, url, password="ClueCon", playback="stream", media_dir=None):
     return Settings(database_url=url, http=HttpAddress("127.0.0.1", 0),
-                    freeswitch_nodes=(NodeConfig("fs", "127.0.0.1", sim.port, password),))
+                    freeswitch_nodes=(NodeConfig("fs", "127.0.0.1", sim.port, password),),
+                    media=MediaSettings(playback=playback), media_dir=media_dir or Path("/tmp/voicegw-doctor-test"))
 
 
 def run(settings):
@@ -30,12 +32,28 @@ def run(settings):
     return doctor.run(settings, lines.append), lines
 
 
-def test_healthy_install_passes_every_check(sim, database_url):
-    failed, lines = run(settings(sim, database_url))
+def test_healthy_install_passes_every_check(sim, database_url, tmp_path):
+    failed, lines = run(settings(sim, database_url, media_dir=tmp_path))
     assert failed == 0, lines
     assert any("module mod_audio_stream" in line for line in lines)
     assert any("dialplan context gateway_transfer" in line for line in lines)
+    [heard] = [line for line in lines if "bot audio (stream form)" in line]
+    assert heard.startswith("ok") and "100% of a 1 s tone heard" in heard
     assert lines[-1].endswith("0 failed")
+    assert not list(tmp_path.rglob("*.wav"))  # the probe's recording is not left behind
+
+
+@pytest.mark.parametrize("build, playback, ok", [("community", "stream", False), ("community", "files", True),
+                                                 ("bidirectional", "files", True)])
+def test_the_playback_probe_tells_whether_a_caller_hears_the_bot(sim, database_url, tmp_path, build, playback, ok):
+    """The community build plays nothing in the stream form, yet the bridge's clock would
+    echo the marks: only listening tells (research/downlink.md)."""
+    module(sim).build = build
+    failed, lines = run(settings(sim, database_url, playback=playback, media_dir=tmp_path))
+    [heard] = [line for line in lines if f"bot audio ({playback} form)" in line]
+    assert heard.startswith("ok" if ok else "FAIL"), heard
+    if not ok:
+        assert "0% of a 1 s tone heard" in heard and "bidirectional build" in heard and "=files" in heard
 
 
 def test_each_problem_is_named(sim, tmp_path):
@@ -54,8 +72,19 @@ def test_missing_dialplan_and_wrong_password(tmp_path):
         url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
         migrate(database_from_url(url))
         failed, lines = run(settings(bare, url))
-        assert failed == 3 and sum("dialplan context" in line for line in lines if line.startswith("FAIL")) == 3
+        assert failed == 4 and sum("dialplan context" in line for line in lines if line.startswith("FAIL")) == 4
         failed, lines = run(settings(bare, url, password="wrong"))
         assert failed == 1 and "password refused" in lines[0]
     finally:
         bare.stop()
+
+
+def test_the_probe_catches_a_stream_on_a_channel_without_send_silence_when_idle(sim, database_url, tmp_path,
+                                                                               monkeypatch):
+    """A bidirectional build has no frames to write into on a parked channel without the
+    variable: nothing is heard, and the probe says which variable is missing."""
+    from gateway import dialplan_names as names
+    monkeypatch.setattr(names, "STREAM_CHANNEL_VARIABLES", {})
+    failed, lines = run(settings(sim, database_url, media_dir=tmp_path))
+    [heard] = [line for line in lines if "bot audio (stream form)" in line]
+    assert heard.startswith("FAIL") and "0% of a 1 s tone heard" in heard and "send_silence_when_idle=-1" in heard

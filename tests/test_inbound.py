@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,19 +15,13 @@ from gateway.calls.controller import CallController
 from gateway.calls.states import FINAL, Status
 from gateway.config import MediaSettings, NodeConfig
 from gateway.models import Account, Agent, Call, CallEvent, PhoneNumber, RefusedCall, WebhookDelivery
-from gateway.simulator import Simulator
 from gateway.webhooks.outbox import outbox_hook, outbox_log_hook
-from media_support import MediaRig, TwilioBot
-
-DIALPLAN = Path(__file__).resolve().parents[1] / "dialplan"
+from media_support import MediaRig
 
 
 @pytest.fixture
-def sim():
-    simulator = Simulator(port=0, answer_delay=0.05, dialplan_dir=str(DIALPLAN))
-    simulator.start()
-    yield simulator
-    simulator.stop()
+def sim(dialplan_sim):
+    return dialplan_sim
 
 
 @pytest.fixture
@@ -103,13 +96,6 @@ def test_number_outside_the_did_pattern_never_reaches_the_gateway(controller, si
 
 ROUTED_DID = "+14155550150"
 CALLER = "+15557654321"
-
-
-@pytest.fixture
-def bot():
-    server = TwilioBot()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -221,6 +207,34 @@ def test_a_screen_that_fails_refuses_the_call_service_unavailable(controller, si
                                                 (503, "Service Unavailable"))
     assert controller.wait_status(uuid, FINAL, 5) is Status.FAILED
     assert RefusedCall.get().reason == "screening_failed"
+
+
+def test_stop_kills_and_joins_a_screen_that_blocks_and_writes_what_was_queued(database, sim, account):
+    """``CallController.stop`` returns only once the greenlets its parts started have
+    ended (a screen still deciding is killed, and its ``finally`` has run) and the worker
+    has written what was queued before it."""
+    controller = CallController([NodeConfig("fs", "127.0.0.1", sim.port, "ClueCon")], command_timeout=2.0)
+    screening, screen_ended = Flag(), Flag()
+
+    def slow(call_uuid):
+        screening.set()
+        try:
+            Flag().wait(60)
+        finally:
+            screen_ended.set()
+    controller.inbound_screens.append(slow)
+    controller.start()
+    try:
+        assert controller.wait_connected(5)
+        PhoneNumber.create(account=account, e164=ROUTED_DID, route="bot", socket_url="wss://bot.example.com/a")
+        uuid = sim.inject_inbound(ROUTED_DID, CALLER)
+        assert screening.wait(5)
+        controller.log(uuid, "note", {"text": "written before the worker ends"})
+    finally:
+        controller.stop(timeout=0.5)
+    assert screen_ended.is_set()
+    assert [e.detail for e in CallEvent.select().where(CallEvent.call == uuid, CallEvent.kind == "note")] == [
+        {"text": "written before the worker ends"}]
 
 
 def test_the_dialplans_own_refusal_answers_404(sim):

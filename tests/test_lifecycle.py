@@ -15,7 +15,7 @@ from gevent.event import Event as Flag
 from playhouse.pool import PooledDatabase
 
 from gateway import models
-from gateway.calls.media_session import MediaSessions
+from gateway.calls.bot_target import BotTargets
 from gateway.calls.states import FINAL, Status
 from gateway.config import HttpAddress, MediaSettings, NodeConfig, Settings
 from gateway.greenlets import GreenletOwner
@@ -165,7 +165,7 @@ def test_a_failing_session_step_still_hangs_the_call_up(database, sim, account, 
     def broken(self, call, account):
         raise RuntimeError("a bug in deciding the target")
 
-    monkeypatch.setattr(MediaSessions, "decide", broken)
+    monkeypatch.setattr(BotTargets, "decide", broken)
     bot = TwilioBot()
     rig = MediaRig(sim, MediaSettings(playback="stream"))
     try:

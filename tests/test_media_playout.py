@@ -1,10 +1,11 @@
-"""The playout queue and clock, IO-free, on a fake clock."""
+"""The stream form's playout clock, IO-free, on a fake clock."""
 
 import pytest
 
-from gateway.media.playout import Playout
+from gateway.media.playout import Playout, is_silent
 
 FRAME = 160  # 20 ms of mu-law
+SILENCE = 0xFF
 
 
 def audio(ms: int, byte: int = 0x11) -> bytes:
@@ -12,7 +13,7 @@ def audio(ms: int, byte: int = 0x11) -> bytes:
 
 
 def run(playout: Playout, until: float, start: float = 0.0, step: float = 0.001):
-    """Poll every ``step`` seconds; return [(time, audio, marks)] of the non-empty polls."""
+    """Poll every ``step`` seconds; return [(time, audio, marks, start)] of the non-empty polls."""
     out = []
     t = start
     while t <= until + 1e-9:
@@ -23,48 +24,80 @@ def run(playout: Playout, until: float, start: float = 0.0, step: float = 0.001)
     return out
 
 
-def test_stream_form_hands_one_frame_when_it_is_due_without_drift():
-    playout = Playout()
-    playout.enqueue(audio(20_000), 0.0)  # 20 s of audio, far ahead of real time
-    first = playout.poll(0.0)
-    assert len(first.audio) == FRAME and first.start == 0.0
+def exact() -> Playout:
+    """No cushion, no mark delay: the clock's arithmetic alone."""
+    return Playout(cushion=0.0, mark_delay=0.0)
+
+
+def test_a_spurt_starts_once_the_cushion_is_queued_then_keeps_only_the_lead_handed():
+    playout = Playout(lead=0.1, refill=0.04, cushion=0.02)
+    playout.enqueue(audio(10), 0.0)  # half the cushion: wait
+    assert playout.poll(0.0).audio == b""
     assert playout.next_wakeup() == pytest.approx(0.02)
-    # a polling loop that wakes up late every time still hands frame n at 0.02 * n
-    t, starts = 0.0, []
-    for _ in range(999):
-        t = playout.next_wakeup() + 0.0007  # always 0.7 ms late
-        due = playout.poll(t)
-        assert len(due.audio) == FRAME
-        starts.append(due.start)
-    assert starts[-1] == pytest.approx(999 * 0.02, abs=1e-9)  # no accumulated drift
-    assert all(b - a == pytest.approx(0.02) for a, b in zip(starts, starts[1:]))
+    playout.enqueue(audio(990), 0.01)  # now a second in the queue: the lead goes at once
+    first = playout.poll(0.01)
+    assert len(first.audio) == 120 * 8 and first.start == pytest.approx(0.01)  # frames starting by now + lead
+    # then a refill whenever 40 ms of the lead have played, without drift
+    assert playout.next_wakeup() == pytest.approx(0.13 - 0.1 + 0.04)
+    t, handed = playout.next_wakeup(), []
+    while playout.queued_bytes:
+        due = playout.poll(t + 0.0007)  # always 0.7 ms late
+        handed.append((due.start, len(due.audio)))
+        t = playout.next_wakeup()
+    assert sum(n for _, n in handed) == 880 * 8
+    assert handed[-1][0] + (handed[-1][1] - FRAME) / 8000 == pytest.approx(0.01 + 0.98, abs=1e-9)
 
 
-def test_a_late_poll_catches_up_in_one_burst():
-    playout = Playout()
-    playout.enqueue(audio(200), 0.0)
+def test_a_short_sound_waits_the_cushion_at_most():
+    playout = Playout(cushion=0.02)
+    playout.enqueue(audio(5), 1.0)
+    assert playout.poll(1.019).audio == b""
+    due = playout.poll(1.02)
+    assert len(due.audio) == 40 and due.start == pytest.approx(1.02)
+
+
+def test_a_real_time_bot_keeps_a_steady_latency():
+    playout = Playout(cushion=0.02)
+    starts = []
+    for n in range(200):  # 4 s of frames, each polled the moment it arrives
+        now = n * 0.02
+        playout.enqueue(audio(20), now)
+        due = playout.poll(now)
+        if due.audio:
+            starts.append((now, due.start))
+    latency = [start - (now - 0.02 if start > now else now) for now, start in starts]
+    assert max(start - now for now, start in starts) <= 0.02 + 1e-9
+    assert len(latency) >= 199
+
+
+def test_a_stall_reanchors_and_the_slip_is_paid_back_with_silence():
+    playout = exact()
+    playout.enqueue(audio(40), 0.0)
+    playout.poll(0.0)  # 40 ms handed: the module holds it until 0.04
+    # held up until 0.09: a real-time bot's frames piled up meanwhile
+    playout.enqueue(audio(60), 0.09)
+    due = playout.poll(0.09)
+    assert due.start == pytest.approx(0.09) and playout.stalls == 0  # the module ran dry: a new spurt
+    playout = exact()
+    playout.enqueue(audio(2000), 0.0)
     playout.poll(0.0)
-    due = playout.poll(0.065)  # woke 45 ms late: frames for 20, 40 and 60 ms go now
-    assert len(due.audio) == 3 * FRAME and due.start == pytest.approx(0.02)
-
-
-def test_realign_reanchors_after_a_stall_instead_of_bursting():
-    playout = Playout(realign=True)
-    playout.enqueue(audio(200), 0.0)
-    playout.mark("end")
-    playout.poll(0.0)
-    due = playout.poll(0.065)  # held up 45 ms: FreeSWITCH played silence meanwhile
-    assert len(due.audio) == FRAME and due.start == pytest.approx(0.065)
-    assert playout.next_wakeup() == pytest.approx(0.085)
-    events = run(playout, 0.5, start=0.066)
-    assert [(t, m) for t, _, ms, _ in events for m in ms] == [(0.245, "end")]  # 200 ms + the 45 ms stall
-    on_time = Playout(realign=True)
-    on_time.enqueue(audio(60), 0.0)
-    assert [round(s, 3) for _, _, _, s in run(on_time, 0.1, step=0.02)] == [0.0, 0.02, 0.04]
+    due = playout.poll(0.2)  # held up 100 ms past the lead's end: the module ran dry at 0.1
+    assert playout.stalls == 1 and due.start == pytest.approx(0.2)
+    # speech is never skipped; the debt goes with the first silence of the spurt
+    playout.clear(0.2)
+    playout.enqueue(audio(220), 1.0)
+    playout.poll(1.0)  # 120 ms handed: the module holds until 1.12
+    due = playout.poll(1.22)  # held up: it ran dry for 100 ms
+    assert playout.stalls == 2 and due.start == pytest.approx(1.22) and len(due.audio) == 100 * 8
+    playout.enqueue(audio(200, SILENCE) + audio(100), 1.22)
+    events = run(playout, 1.8, start=1.22)
+    assert playout.skipped_bytes == 100 * 8
+    assert sum(len(a) for _, a, _, _ in events) == (100 + 100) * 8
+    assert playout.end == pytest.approx(1.0 + 0.22 + 0.3)  # where it would have ended without the stall
 
 
 def test_marks_are_due_when_the_audio_before_them_has_played():
-    playout = Playout()
+    playout = exact()
     playout.enqueue(audio(100), 0.0)
     playout.mark("a")
     playout.enqueue(audio(40), 0.0)
@@ -75,8 +108,17 @@ def test_marks_are_due_when_the_audio_before_them_has_played():
     assert sum(len(a) for _, a, _, _ in events) == 140 * 8
 
 
+def test_mark_delay_covers_the_module_starting_at_its_next_frame():
+    playout = Playout(cushion=0.0, mark_delay=0.02)
+    playout.enqueue(audio(100), 0.0)
+    playout.mark("a")
+    events = run(playout, 0.3)
+    [(at, name)] = [(t, m) for t, _, ms, _ in events for m in ms]
+    assert name == "a" and at == pytest.approx(0.12, abs=0.0011)
+
+
 def test_a_mark_with_nothing_queued_is_echoed_at_once():
-    playout = Playout()
+    playout = exact()
     playout.mark("idle")
     assert playout.poll(5.0).marks == ["idle"]
     playout.enqueue(audio(20), 5.0)
@@ -86,73 +128,39 @@ def test_a_mark_with_nothing_queued_is_echoed_at_once():
     assert playout.poll(5.02).marks == ["after"]
 
 
-def test_clear_drops_within_one_frame_and_returns_pending_marks_in_order():
-    playout = Playout()
+def test_clear_drops_and_cuts_and_returns_pending_marks_in_order():
+    playout = exact()
     playout.enqueue(audio(60), 0.0)
     playout.mark("one")
     playout.enqueue(audio(3000), 0.0)
     playout.mark("two")
-    run(playout, 0.1)  # "one" was echoed at 60 ms; 100 ms of audio handed so far
-    marks = playout.clear(0.105)
-    assert marks == ["two"]
+    run(playout, 0.1)  # "one" was echoed at 60 ms
+    assert playout.clear(0.105) == ["two"]
     assert playout.poll(0.2).audio == b"" and playout.queued_bytes == 0
-    assert playout.end <= 0.105 + 0.02  # what FreeSWITCH holds: at most the current frame
-    # a mark already handed (scheduled) comes back too, ahead of queued ones
+    assert playout.end == pytest.approx(0.105)  # clearAudio empties the module's buffer too
     playout.enqueue(audio(100), 1.0)
     playout.mark("x")
     playout.enqueue(audio(100), 1.0)
     playout.mark("y")
-    run(playout, 1.15, start=1.0)  # "x" echoed at 1.1; "y" pending
+    run(playout, 1.15, start=1.0)  # "x" echoed at 1.1; "y" handed, not yet played
     assert playout.clear(1.15) == ["y"]
     assert playout.pending_marks == 0
 
 
-def test_clear_returns_scheduled_then_queued_marks():
-    playout = Playout()
-    playout.enqueue(audio(40), 0.0)
-    playout.mark("handed")  # behind the last byte: scheduled once the audio is handed
-    playout.enqueue(audio(40), 0.0)
-    playout.mark("queued")
-    playout.poll(0.0)
-    playout.poll(0.02)  # all of the first 40 ms handed; "handed" is due at 40 ms
-    assert playout.clear(0.03) == ["handed", "queued"]
+def test_the_queue_is_bounded():
+    playout = Playout(max_queued=8000)  # 1 s
+    assert playout.enqueue(audio(600), 0.0) == 4800
+    assert playout.enqueue(audio(600), 0.0) == 3200
+    assert playout.enqueue(audio(20), 0.0) == 0
+    assert playout.dropped_bytes == 600 * 8 - 3200 + 160
+    assert playout.queued_bytes == 8000
 
 
-def test_files_form_hands_chunks_ahead_and_cut_resets_the_clock():
-    playout = Playout(lead=0.1, chunk=1600)  # 200 ms chunks, 100 ms ahead
-    playout.enqueue(audio(1000), 0.0)
-    events = run(playout, 1.0)
-    handed = [(t, len(a) / 8000, start) for t, a, _, start in events if a]
-    assert handed[0] == (0.0, 0.2, 0.0)
-    assert [t for t, _, _ in handed] == pytest.approx([0.0, 0.1, 0.3, 0.5, 0.7], abs=0.0011)  # 100 ms ahead
-    assert [s for _, _, s in handed] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
-    playout.enqueue(audio(1000), 2.0)
-    playout.poll(2.0)
-    playout.clear(2.05, cut=True)  # uuid_break: what was handed stops too
-    playout.enqueue(audio(100), 2.06)
-    assert playout.poll(2.06).start == pytest.approx(2.06)
+def test_silence_detection():
+    assert is_silent(audio(20, SILENCE)) and is_silent(audio(20, 0x7F)) and is_silent(b"")
+    assert not is_silent(audio(20, SILENCE)[:-1] + b"\x11")
 
 
-def test_shift_reanchors_on_the_real_playback_start():
-    playout = Playout(lead=0.1, chunk=1600)
-    playout.enqueue(audio(400), 0.0)
-    playout.mark("end")
-    first = playout.poll(0.0)
-    assert first.start == 0.0
-    playout.shift(0.03, after=first.start)  # FreeSWITCH started it 30 ms late
-    second = playout.poll(0.13)
-    assert second.start == pytest.approx(0.23) and len(second.audio) == 1600
-    assert playout.poll(0.42).marks == []
-    assert playout.poll(0.431).marks == ["end"]
-
-
-def test_partial_frames_and_a_new_spurt_after_an_underrun():
-    playout = Playout()
-    playout.enqueue(b"\x11" * 100, 0.0)  # less than a frame: handed as it is
-    due = playout.poll(0.0)
-    assert len(due.audio) == 100 and playout.end == pytest.approx(100 / 8000)
-    playout.enqueue(audio(20), 0.005)  # arrives before the first bit ended: seamless
-    assert playout.poll(0.0125).start == pytest.approx(0.0125)
-    playout.enqueue(audio(20), 1.0)  # long after: a new spurt starting now
-    assert playout.poll(1.0).start == 1.0
-    assert playout.idle(1.03)
+def test_refill_must_fit_in_the_lead():
+    with pytest.raises(ValueError):
+        Playout(lead=0.02, refill=0.04)

@@ -152,6 +152,7 @@ def test_upgrade_from_version_1_keeps_rows(fresh_url, monkeypatch):
                 assert (account.balance, account.rate_limit_per_minute) == (Decimal("0.0000"), 120)
                 assert account.default_socket_url is account.elevenlabs_api_key is None
                 assert account.webhook_secret_previous is account.webhook_secret_rotated_at is None
+                assert account.on_transfer_failure == "bot"  # a failed transfer goes back to the bot
             assert Call.select().count() == 1
             assert ApiKey.select().count() == Agent.select().count() == PhoneNumber.select().count() == 0
     finally:

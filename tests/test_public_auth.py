@@ -13,7 +13,7 @@ import time
 from test_public_support import *  # noqa: F401,F403 -- fixtures
 from test_public_support import BASE, auth
 from gateway.api import create_app
-from gateway.api.public import ratelimit
+from gateway.api import ratelimit
 from gateway.auth.keys import create_key, revoke_key
 from gateway.models import Account, Agent, Call, RateLimitWindow
 
@@ -199,7 +199,7 @@ _WORKER = r"""
 import json, sys, time
 from gevent import monkey
 monkey.patch_all()
-from gateway.api.public import ratelimit
+from gateway.api import ratelimit
 ratelimit.clock = lambda: 1_800_000_001.0
 from gateway.config import HttpAddress, MediaSettings, NodeConfig, Settings
 from gateway.runtime import Gateway

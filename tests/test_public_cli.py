@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from gateway import public_cli
-from gateway.campaigns.audio import AudioError, decode_wav, resample, to_telephone_pcm
+import soundfile
+
+from gateway.campaigns.audio import AudioError, decode, resample, to_telephone_pcm
 from gateway.models import Account, AudioClip, CallRate, LedgerEntry, SavedCampaign
 
 
@@ -101,14 +103,59 @@ def test_clip_conversion_formats():
     assert rms(to_telephone_pcm(high)[0]) < 0.005
     assert len(resample(np.zeros(0), 44100)) == 0
     bad = [(b"ID3\x03\x00" + b"\x00" * 100, "looks like MP3"), (b"OggS" + b"\x00" * 100, "looks like Ogg"),
-           (b"RIFF\x04\x00\x00\x00WAVE", "no format chunk"),
+           (b"RIFF\x04\x00\x00\x00WAVE", "looks like WAV"),
            (riff(2, 1, 8000, 4, b"\x00" * 100), "unsupported WAV encoding"),
            (riff(1, 1, 1000, 16, b"\x00" * 100), "sample rate 1000 Hz is out of range"),
            (riff(1, 1, 8000, 16, b""), "holds no audio")]
     for data, message in bad:
         with pytest.raises(AudioError, match=message):
             to_telephone_pcm(data)
-    assert decode_wav(riff(1, 2, 8000, 16, b"\x01\x00\x02\x00" * 10)).samples.shape == (10, 2)
+    assert decode(riff(1, 2, 8000, 16, b"\x01\x00\x02\x00" * 10)).samples.shape == (10, 2)
+
+
+def encoded(format: str, samples: np.ndarray, rate: int, **options) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format=format, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("label", "format", "options"), [
+    ("MP3", "MP3", {}), ("Ogg Vorbis", "OGG", {"subtype": "VORBIS"}), ("Ogg Opus", "OGG", {"subtype": "OPUS"}),
+    ("FLAC", "FLAC", {}),
+])
+def test_compressed_uploads_become_8khz_mono(label, format, options):
+    rate = 48000
+    stereo = np.repeat(tone(rate, seconds=1.0)[:, None], 2, axis=1)
+    data = encoded(format, stereo, rate, **options)
+
+    pcm, seconds = to_telephone_pcm(data)
+
+    assert abs(seconds - 1.0) < 0.08, label  # lossy codecs pad a frame or two
+    assert len(pcm) == 2 * round(seconds * 8000)
+    assert abs(rms(pcm) - 0.5 / np.sqrt(2)) < 0.02, label
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"fLaC" + b"\x00" * 200, "looks like FLAC"),
+    (b"OggS\x00\x02" + b"\x17" * 200, "looks like Ogg"),
+    (b"\xff\xfb\x90\x00" + b"\x00" * 400, "MP3"),
+    (b"%PDF-1.7 not audio at all", "send WAV, MP3, Ogg or FLAC"),
+    (b"", "send WAV, MP3, Ogg or FLAC"),
+])
+def test_corrupt_or_unsupported_uploads_are_refused_with_the_reason(data, message):
+    with pytest.raises(AudioError, match=message) as refused:
+        to_telephone_pcm(data)
+    assert "cannot read the audio" in str(refused.value) or "holds no audio" in str(refused.value)
+
+
+def test_a_truncated_mp3_keeps_what_was_whole_or_is_refused():
+    whole = encoded("MP3", tone(44100, seconds=1.0), 44100)
+    try:
+        pcm, seconds = to_telephone_pcm(whole[: len(whole) // 2])
+    except AudioError as exc:
+        assert "looks like MP3" in str(exc)
+    else:
+        assert 0.2 < seconds < 0.8
 
 
 def test_audio_campaign_rate_wallet_commands(cli, tmp_path, database):

@@ -160,7 +160,7 @@ def test_totals_and_pages_over_rolled_up_days_match_a_plain_scan(client, gw, pai
     filter-sort-slice of the rows would."""
     import random
 
-    from gateway.api.public import rollups
+    from gateway.calls import day_counts as rollups
     from gateway.calls import store
     from gateway.calls.states import EndReason, Status, Transition
     from gateway.models import CallDayCount, CallCountMark, utcnow

@@ -14,7 +14,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from api_support import *  # noqa: F401,F403 -- fixtures gw, sim, client
+from api_support import *  # noqa: F401,F403 -- fixtures gw, client (sim is conftest's)
 from gateway.auth.keys import create_key
 from gateway.calls.states import FINAL
 from gateway.campaigns.audio import store_clip
@@ -22,7 +22,7 @@ from gateway.models import Account, Call
 
 __all__ = [
     "BASE", "CALLER", "FINAL", "Account", "Call", "auth", "client", "clip", "gw", "india", "other", "pair",
-    "other_pair", "sim", "tone_wav", "media_dir", "wait_final", "wait_script",
+    "other_pair", "tone_wav", "media_dir", "wait_final", "wait_script",
 ]
 
 BASE = "/api/public/v1"

@@ -52,3 +52,22 @@ def test_originate_to_unknown_gateway_fails(database, controller):
         assert Call.get_by_id(call.uuid).hangup_cause == "INVALID_GATEWAY"
     finally:
         bad.stop()
+
+
+def test_a_bot_is_heard_in_the_configured_playback_form(tmp_path):
+    """The fact the simulator is built on, checked where it comes from: the probe's tone,
+    played through the node's form, is in what the caller leg recorded (the media directory
+    is the gateway's own, shared with FreeSWITCH on the VM)."""
+    from gateway import playback_probe
+    from gateway.media.bridge import MediaBridge
+
+    settings = Settings.from_env()
+    bridge = MediaBridge("127.0.0.1", 0)
+    bridge.start()
+    try:
+        for node in settings.freeswitch_nodes:
+            form = settings.media.playback_for(node.name)
+            result = playback_probe.probe(node.host, node.port, node.password, bridge, form, settings.media_dir)
+            assert result.ok, result.summary()
+    finally:
+        bridge.stop()

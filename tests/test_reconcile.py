@@ -1,4 +1,4 @@
-"""Reconciliation when the gateway listens again (``CallController._reconcile``): what
+"""Reconciliation when the gateway listens again (``gateway.calls.reconcile``): what
 FreeSWITCH recorded while nobody listened, read back over real ESL from the simulator, on
 SQLite and PostgreSQL.
 
@@ -136,12 +136,14 @@ def test_the_reconciled_answer_connects_the_bot_and_sends_call_answered(controll
     try:
         # bounds, not waits: generous, because a loaded machine (three suites on two cores) took over 5 s
         bot.wait_event("start", timeout=15)
-        deliveries = WebhookDelivery.select().where(WebhookDelivery.call_uuid == call.uuid)
-        wait_until(lambda: [d.event_type for d in deliveries] == ["call.answered"], 15)
+        def deliveries():  # a new query each time: peewee keeps a query's first result
+            return [d.event_type for d in WebhookDelivery.select().where(WebhookDelivery.call_uuid == call.uuid)
+                    .order_by(WebhookDelivery.id)]
+        wait_until(lambda: deliveries() == ["call.answered"], 15)
         rig.controller.hangup(call.uuid)
         assert rig.controller.wait_status(call.uuid, FINAL, 5) is Status.COMPLETED
         rig.controller.flush()
-        assert [d.event_type for d in deliveries.order_by(WebhookDelivery.id)] == ["call.answered", "call.completed"]
+        assert deliveries() == ["call.answered", "call.completed"]
     finally:
         rig.stop()
         bot.stop()

@@ -7,10 +7,14 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
 import gevent
 import requests
 
 from gateway.simulator import Simulator
+
+DIALPLAN = Path(__file__).resolve().parents[1] / "dialplan"
 
 
 def free_port() -> int:
@@ -20,14 +24,16 @@ def free_port() -> int:
 
 
 def test_serve_connects_to_freeswitch_answers_health_and_stops_on_sigterm(tmp_path):
-    sim = Simulator(port=0)
+    sim = Simulator(port=0, dialplan_dir=str(DIALPLAN))
     sim.start()
     port = free_port()
     env = {**os.environ, "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}",
            "GATEWAY_HTTP": f"127.0.0.1:{port}", "FREESWITCH_NODES": f"127.0.0.1:{sim.port}:ClueCon",
-           "GATEWAY_MEDIA_LISTEN": f"127.0.0.1:{free_port()}"}
-    server = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+           "GATEWAY_MEDIA_LISTEN": f"127.0.0.1:{free_port()}", "GATEWAY_MEDIA_DIR": str(tmp_path / "media")}
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log_file:
+        server = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve"], env=env,
+                                  stdout=log_file, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         health = None
@@ -40,15 +46,19 @@ def test_serve_connects_to_freeswitch_answers_health_and_stops_on_sigterm(tmp_pa
             if health.status_code == 200:
                 break
             gevent.sleep(0.1)
-        assert health is not None and health.status_code == 200, server.stdout.read1().decode() if server.poll() else ""
+        assert health is not None and health.status_code == 200, log_path.read_text()
         assert health.json()["freeswitch"][f"127.0.0.1:{sim.port}"]["connected"] is True
         assert requests.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).json()["openapi"].startswith("3.")
+        node = f"127.0.0.1:{sim.port}"
+        # at its first connect it plays a tone through the node's playback form and says what was heard
+        heard = f"FreeSWITCH {node}: a bot is heard: stream form: 100% of a 1 s tone heard"
+        while time.monotonic() < deadline and heard not in log_path.read_text():
+            gevent.sleep(0.1)  # the log of another process, bounded by the deadline
         server.send_signal(signal.SIGTERM)
         assert server.wait(15) == 0
-        log = server.stdout.read().decode()
-        node = f"127.0.0.1:{sim.port}"
+        log = log_path.read_text()
         for line in (f"HTTP API on http://127.0.0.1:{port}", f"media bridge on ws://{env['GATEWAY_MEDIA_LISTEN']}",
-                     f"FreeSWITCH {node}: bot audio in the files form",
+                     f"FreeSWITCH {node}: bot audio in the stream form", heard,
                      f"FreeSWITCH {node} connected: version 1.10.12-release, 30 sessions/s, 1000 sessions max"):
             assert line in log, log
     finally:

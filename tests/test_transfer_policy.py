@@ -159,6 +159,17 @@ def test_accounts_set_the_transfer_policy(cli):  # noqa: F811
     assert (account.transfer_numbers, account.transfer_sip_domains) == (None, None)
 
 
+def test_accounts_set_what_a_failed_transfer_does(cli):  # noqa: F811
+    cli("accounts", "create", "acme")
+    assert cli.json("accounts", "show", "acme")["on_transfer_failure"] == "bot"
+    doc = cli.json("accounts", "set", "acme", "--on-transfer-failure", "HangUp")
+    assert (doc["changed"], doc["on_transfer_failure"]) == (["on_transfer_failure"], "hangup")
+    assert "on transfer failure:   hangup" in cli("accounts", "show", "acme")
+    cli.fails("accounts", "set", "acme", "--on-transfer-failure", "voicemail",
+              match="on transfer failure 'voicemail' is invalid; expected bot")
+    assert Account.get(Account.name == "acme").on_transfer_failure == "hangup"
+
+
 # -- press-1 connect_agent -------------------------------------------------------------------------
 
 

@@ -8,7 +8,9 @@ import pytest
 from flask import Flask
 
 from gateway.models import Account, Agent, Call, ProviderCall, WebhookDelivery
-from gateway.webhooks import ingest, signing
+from gateway.api.agents import ingest
+from gateway.api.surface import init_app
+from gateway.webhooks import signing
 from gateway.webhooks.dispatcher import Dispatcher
 from gateway.webhooks.events import transcript_turns
 from gateway.webhooks.provider import register_provider_call
@@ -31,7 +33,8 @@ REPORT = {
 def client(database):
     app = Flask("test")
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # as the gateway's app sets it
-    app.register_blueprint(ingest.blueprint)
+    init_app(app)
+    app.register_blueprint(ingest.blp)
     return app.test_client()
 
 
@@ -146,9 +149,11 @@ def test_bad_signatures_are_refused(client, setup, case):
 
 
 def test_unknown_provider_call_id(client, setup):
+    """No call has the id, so no account's secret can have signed the report: it is
+    refused as a badly signed one is, and tells nobody whether the id exists."""
     account, _ = setup
     response = post(client, {**REPORT, "provider_call_id": "nope"}, account.webhook_secret)
-    assert response.status_code == 404 and response.get_json() == {"error": "Call not found"}
+    assert response.status_code == 401 and response.get_json() == {"error": "Invalid signature"}
 
 
 @pytest.mark.parametrize("raw, message", [

@@ -17,7 +17,7 @@ from gevent.pywsgi import WSGIServer
 from gateway.calls import store
 from gateway.calls.states import EndReason, Status, Transition
 from gateway.models import Account, Call
-from gateway.webhooks.events import MEDIA_ESTABLISHED
+from gateway.domain import MEDIA_ESTABLISHED
 from gateway.webhooks.outbox import outbox_hook, outbox_log_hook
 
 

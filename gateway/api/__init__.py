@@ -1,20 +1,24 @@
-"""The HTTP application: one blueprint package per contract surface.
+"""The HTTP application: one blueprint package per contract surface, on one framework.
 
-==================  ========================  ============================================
-prefix              package                   contract
-==================  ========================  ============================================
-``/api``            ``gateway.api.control``   call-control-and-bot-media.txt (live call control)
-``/v1``             ``gateway.api.agents``    agent-calls-minimal.txt + agent-calls-events.txt
-``/api/public/v1``  ``gateway.api.public``    public-calling-api.txt
-==================  ========================  ============================================
+==================  ==============================  ============================================
+prefix              package                         contract
+==================  ==============================  ============================================
+``/api``            ``gateway.api.control``         call-control-and-bot-media.txt (live call control)
+``/v1``             ``gateway.api.agents``          agent-calls-minimal.txt + agent-calls-events.txt
+``/v1/webhooks``    ``gateway.api.agents.ingest``   agent-calls-minimal.txt (provider completion reports)
+``/api/public/v1``  ``gateway.api.public``          public-calling-api.txt
+==================  ==============================  ============================================
 
-``/openapi.json`` is the OpenAPI document of every surface, ``/docs`` shows it (Swagger
-UI), ``/healthz`` reports the FreeSWITCH links. Errors: ``gateway.api.errors``;
-authentication: ``gateway.api.auth``; what the surfaces share: ``gateway.api.surface``;
-what the document declares beyond what the fields tell: ``gateway.api.openapi``.
+Each surface is a declaration (``gateway.api.surfaces``) of its prefix, auth style, error
+shape, body rule and rate-limit policy, served by one blueprint class, guard and parser
+(``gateway.api.surface``). ``/openapi.json`` is the OpenAPI document of every endpoint,
+``/docs`` shows it (Swagger UI), ``/healthz`` reports the FreeSWITCH links. Errors:
+``gateway.api.errors``; what the document declares beyond what the fields tell:
+``gateway.api.openapi``.
 
-Each request gets its database connection back to the pool (PostgreSQL) or closed
-(SQLite) when it ends.
+Building the app reads the ``Gateway`` it serves (its database and controller) and
+changes nothing of it: the process is wired by ``gateway.runtime``. Each request gets its
+database connection back to the pool (PostgreSQL) or closed (SQLite) when it ends.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from flask import Flask, jsonify, request
 from flask_smorest import Api
 
 from gateway.api import errors
-from gateway.api.auth import API_KEY_HEADER, RateLimiter
+from gateway.api.errors import MAX_BODY_BYTES
+from gateway.api.fields import UTCDateTime
 from gateway.api.openapi import SchemaKeywordsPlugin
-from gateway.api.surface import ErrorSchema, UTCDateTime
+from gateway.api.surface import ErrorSchema, SurfaceBlueprint, init_app, limit_body
+from gateway.api.surfaces import SURFACES
 
 SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
 
@@ -40,9 +46,17 @@ class GatewayApi(Api):
         pass
 
 
-def create_app(gateway) -> Flask:
-    from gateway.webhooks import ingest  # here: gateway.webhooks.events imports the surfaces
+def blueprints() -> list[SurfaceBlueprint]:
+    """Every surface's blueprints, in the order the document lists them."""
+    from gateway.api.agents import agents, calls as agent_calls, ingest
+    from gateway.api.control import calls as control_calls
+    from gateway.api.public import account, calls as public_calls, campaigns, otp
 
+    return [control_calls.blp, agent_calls.blp, agents.blp, public_calls.blp, otp.blp, campaigns.blp, account.blp,
+            ingest.blp]
+
+
+def create_app(gateway) -> Flask:
     app = Flask("gateway")
     app.config.update(
         GATEWAY=gateway,
@@ -55,22 +69,19 @@ def create_app(gateway) -> Flask:
         OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_URL,
         API_SPEC_OPTIONS={
             "security": [{"ApiKeyAuth": []}, {"BearerAuth": []}],
-            "info": {"description": "Live call control (/api) and agent calls (/v1)."},
+            "info": {"description": "Live call control (/api), agent calls (/v1) and their providers' reports"
+                                    " (/v1/webhooks), the public calling API (/api/public/v1)."},
         },
     )
     app.json.sort_keys = False
-    app.extensions["gateway"] = {"limiter": RateLimiter()}
-    errors.init_app(app)
+    init_app(app)
 
     db = gateway.db
 
     @app.before_request
     def _open_connection():
-        if request.blueprint == ingest.blueprint.name:
-            request.max_content_length = ingest.MAX_INGEST_BYTES  # provider reports carry transcripts
-        limit = request.max_content_length
-        if request.content_length is not None and request.content_length > limit:
-            errors.fail(413, f"Request body is too large; the limit is {limit} bytes")
+        if not isinstance(app.blueprints.get(request.blueprint), SurfaceBlueprint):
+            limit_body(MAX_BODY_BYTES)  # a surface's guard applies its own limit
         db.connect(reuse_if_open=True)
 
     @app.teardown_request
@@ -90,16 +101,11 @@ def create_app(gateway) -> Flask:
 
     api = GatewayApi(app, spec_kwargs={"extra_plugins": [SchemaKeywordsPlugin()]})
     api.register_field(UTCDateTime, "string", "date-time")
-    api.spec.components.security_scheme(
-        "ApiKeyAuth", {"type": "apiKey", "in": "header", "name": API_KEY_HEADER})
-    api.spec.components.security_scheme("BearerAuth", {"type": "http", "scheme": "bearer"})
-
-    from gateway.api.agents import register as register_agents
-    from gateway.api.control import register as register_control
-    from gateway.api.public import register as register_public
-
-    app.register_blueprint(ingest.blueprint)  # POST /v1/webhooks/call-completed (signed, no API key)
-    register_control(api)
-    register_agents(api)
-    register_public(api, gateway)
+    for surface in SURFACES:
+        errors.register_renderer(surface.prefix, surface.errors.render)
+        for name, scheme in surface.auth.schemes.items():
+            if name not in api.spec.components.security_schemes:
+                api.spec.components.security_scheme(name, scheme)
+    for blueprint in blueprints():
+        api.register_blueprint(blueprint)
     return app

@@ -2,18 +2,10 @@
 
 Every HTTP error (``abort``, a route that does not exist, a method not allowed, a body
 too large, a validation failure from webargs) and every unhandled exception ends here.
-The shape is picked by the request path's longest matching prefix in ``RENDERERS``:
-
-================  ===================================================================
-prefix            body
-================  ===================================================================
-``/api/public/v1``  the public calling API's envelope ``{status, code, unique_id,
-                  reference_id, details}`` (provisional: that surface's blueprint is
-                  to replace it with ``register_renderer``, e.g. to echo reference_id)
-``/api``          ``{"error": "…"}`` (call control; the contract lets us choose)
-``/v1``           ``{"error": "…"}`` (agent calls, both contracts)
-anything else     ``{"error": "…"}``
-================  ===================================================================
+The shape is picked by the request path's longest matching prefix in ``RENDERERS``.
+Each surface registers its renderer for its prefix (``gateway.api.surfaces``: the
+public calling API's envelope under ``/api/public/v1``); ``{"error": "…"}`` is the default
+(call control, agent calls, anything else).
 
 A renderer gets ``(status, message)`` and returns the JSON body; headers the error
 carries (``Allow`` on 405, ``Retry-After`` on 429) are kept. An unhandled exception is
@@ -21,8 +13,9 @@ logged with its traceback and answered 500 in the surface's shape, without any d
 a database too busy to serve the request (``DATABASE_BUSY``) is answered 503 with
 ``Retry-After`` instead.
 
-Views raise errors with :func:`fail`; webargs' validation errors arrive with their
-field messages in ``exc.data["messages"]`` and are flattened into one line.
+Views raise errors with :func:`fail`; a surface's argument parser words a validation
+failure itself (``gateway.api.surface``), :func:`flatten_messages` giving the
+``field: message`` lines of webargs' messages.
 """
 
 from __future__ import annotations
@@ -74,14 +67,8 @@ def plain_error(status: int, message: str) -> dict:
     return {"error": message}
 
 
-def envelope_error(status: int, message: str) -> dict:
-    """The public calling API's envelope, until that surface registers its own renderer."""
-    return {"status": "error", "code": status, "unique_id": None, "reference_id": None, "details": message}
-
-
 #: Path prefix → renderer; the longest prefix that matches on a segment boundary wins.
 RENDERERS: dict[str, Renderer] = {
-    "/api/public/v1": envelope_error,
     "/api": plain_error,
     "/v1": plain_error,
 }
@@ -144,10 +131,6 @@ def _message(exc: HTTPException) -> str:
     data = getattr(exc, "data", None) or {}
     if data.get("message"):
         return str(data["message"])
-    if data.get("messages"):
-        lines = flatten_messages(data["messages"])
-        if lines:
-            return "; ".join(dict.fromkeys(lines))
     return DEFAULT_MESSAGES.get(exc.code or 500, exc.name)
 
 

@@ -1,42 +1,52 @@
-"""What the API surfaces share: the blueprint class, its request guard, fields, lookups.
+"""The API framework: a surface is a declaration, served by one blueprint class.
 
-A ``SurfaceBlueprint`` runs :func:`guard` before each of its views, in this order:
+A ``Surface`` (``gateway.api.surfaces`` declares them) says what one contract's surface
+is: its path prefix, how a caller proves who it is (``auth``, ``gateway.api.auth``), the
+shape of its errors and the words of its validation failures (``errors``), its rule for
+JSON bodies (``body``, ``gateway.api.bodies``), its rate-limit policy
+(``gateway.api.ratelimit``) and the largest body it takes. Its views live on
+``SurfaceBlueprint``\\ s built with it, which run one guard before each view, in this
+order:
 
-1. authenticate the key (401/403) and count the request against the rate limit (429);
-2. check the scope the view declared with ``@blp.requires(scope)`` (403); a view that
+1. the surface's body size limit (413);
+2. authenticate (401/403; a provider's report is read and its signature checked here);
+3. count the request against the account's limit (429, ``Retry-After``; with the
+   ``RateLimit-*`` headers on every answer from here on, errors included, if the policy
+   sends them);
+4. check the scope the view declared with ``@blp.requires(scope)`` (403); a view that
    declared none is refused with a 500, so a forgotten declaration cannot open a view;
-3. for views that take a body: ``application/json`` (415), at most
-   ``errors.MAX_BODY_BYTES`` (413), valid JSON (400) and a JSON object (400).
+5. for views that take a body: the surface's body rule (415/413/400).
 
-Argument validation then runs through webargs with status 400 (``Parser``), so every
-invalid field is a 400 in the surface's shape; no contract asks for 422.
+Arguments are then parsed by webargs through one parser, which reads the body the guard
+read and words a failure as the surface's errors do: a 400 (no contract asks for 422).
 """
-
 from __future__ import annotations
 
-import json
-import uuid as uuidlib
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import flask_smorest
 import marshmallow as ma
-from flask import current_app, request
+from flask import Flask, current_app, g, request
+from webargs import core
 from webargs.flaskparser import FlaskParser
 
-from gateway.api.auth import authenticate_request, require_scope
+from gateway.api import bodies, errors, ratelimit
 from gateway.api.errors import MAX_BODY_BYTES, fail
-from gateway.api.openapi import NO_CONTROL
-from gateway.calls.controller import CallError
-from gateway.models import Call
-from gateway.numbering import InvalidNumber, normalize
-
-# Characters never accepted in a text field: C0 controls (NUL included, which PostgreSQL
-# refuses in text) and DEL.
-_CONTROL = {chr(c) for c in range(0x20)} | {"\x7f"}
 
 
-class Parser(FlaskParser):
-    DEFAULT_VALIDATION_STATUS = 400
+@dataclass(frozen=True)
+class ErrorShape:
+    """How a surface's errors look: ``render(status, message)`` is the body;
+    ``invalid(messages, schema)`` words a validation failure (webargs' messages, by
+    location then field) as the 400's message; ``schema`` is the body as the document
+    shows it; ``invalid_description`` documents the 400 of every view with arguments
+    (None: flask-smorest's own)."""
+
+    render: errors.Renderer
+    invalid: Callable[[dict, ma.Schema], str]
+    schema: type[ma.Schema]
+    invalid_description: str | None = None
 
 
 class ErrorSchema(ma.Schema):
@@ -45,180 +55,177 @@ class ErrorSchema(ma.Schema):
     error = ma.fields.String(required=True, metadata={"description": "What went wrong, for a person"})
 
 
-def has_control_characters(text: str) -> bool:
-    return any(ch in _CONTROL for ch in text)
+def every_message(messages: dict, schema: ma.Schema) -> str:
+    """Every field's message, ``field: message``, joined with ``"; "``."""
+    lines = errors.flatten_messages(messages)
+    return "; ".join(dict.fromkeys(lines)) if lines else errors.DEFAULT_MESSAGES[400]
 
 
-class Text(ma.fields.String):
-    """A string without control characters; the OpenAPI document says so with a pattern,
-    unless the field declares a narrower one (``gateway.api.openapi``)."""
-
-    default_error_messages = {"control": "Must not contain control characters."}
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.metadata = {"pattern": NO_CONTROL, **self.metadata}
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if has_control_characters(text):
-            raise self.make_error("control")
-        return text
+#: ``{"error": "…"}``, every invalid field named.
+PLAIN = ErrorShape(errors.plain_error, every_message, ErrorSchema)
 
 
-class UTCDateTime(ma.fields.DateTime):
-    """An aware datetime written as ``2026-05-24T10:30:00Z``."""
+class AuthStyle(Protocol):
+    """How a surface's callers prove who they are (the styles: ``gateway.api.auth``)."""
 
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is None:
-            return None
-        return value.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    scoped: bool  #: whether its callers' keys carry scopes that views require
+    schemes: dict  #: OpenAPI security schemes, by name
+    security: list | None  #: each operation's security (None: the document's default)
+    documented: tuple  #: (status, description) of the errors ``authenticate`` answers with
+
+    def authenticate(self):
+        """Whom the request proved to be (with its ``.account``), or stop it (401/403)."""
+
+    def require_scope(self, result, scope: str) -> None:
+        """Stop the request (403) unless ``result`` grants ``scope``."""
 
 
-_BODY_ERRORS = {
-    413: "Request body is too large",
-    415: "Unsupported media type: send application/json",
-}
+class BodyRule(Protocol):
+    """What a surface's views that take a JSON body accept (the rules: ``gateway.api.bodies``)."""
+
+    documented: tuple  #: (status, description) of the errors ``check`` answers with
+
+    def check(self) -> None:
+        """Stop the request unless its body is acceptable."""
+
+
+@dataclass(frozen=True)
+class Surface:
+    """One contract's surface (see the module docstring). ``body`` None: its views take no
+    JSON body; ``rate_limit`` None: not limited."""
+
+    name: str
+    prefix: str
+    auth: AuthStyle
+    errors: ErrorShape
+    body: BodyRule | None = None
+    rate_limit: ratelimit.RateLimit | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+class SurfaceParser(FlaskParser):
+    """webargs' parser for one surface: JSON from ``bodies.json_object``, failures worded
+    by the surface's ``ErrorShape``."""
+
+    DEFAULT_VALIDATION_STATUS = 400
+
+    def __init__(self, surface: Surface) -> None:
+        super().__init__()
+        self.surface = surface
+
+    def _raw_load_json(self, req):
+        data = bodies.json_object()
+        return core.missing if data is None else data
+
+    def handle_error(self, error, req, schema, *, error_status_code, error_headers):
+        fail(400, self.surface.errors.invalid(error.normalized_messages(), schema))
+
+
+_UNDECLARED = object()
 
 
 class SurfaceBlueprint(flask_smorest.Blueprint):
-    """A blueprint of one contract surface: guarded views, 400 on invalid arguments."""
+    """A blueprint of one surface: ``url_prefix`` is under the surface's prefix; its views
+    are guarded (see the module docstring) and declare what they need with
+    :meth:`requires`."""
 
-    ARGUMENTS_PARSER = Parser()
+    def __init__(self, surface: Surface, name: str, import_name: str, *, url_prefix: str = "",
+                 description: str | None = None) -> None:
+        super().__init__(name, import_name, url_prefix=surface.prefix + url_prefix, description=description)
+        self.surface = surface
+        self.ARGUMENTS_PARSER = SurfaceParser(surface)
+        self.before_request(self._guard)
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.before_request(guard)
-
-    def requires(self, scope: str, *, body: bool = False):
-        """Declare the scope a view needs (and whether it takes a JSON body); document the
-        errors the guard may answer with."""
+    def requires(self, scope: str | None, *, body: bool = False, error_extra: dict | None = None):
+        """Declare the scope a view needs (None on a surface whose callers have no scopes)
+        and whether it takes a JSON body; document the errors the guard may answer with.
+        ``error_extra``: fields every error answer of the view carries (the public API's
+        verify: ``verified: false``)."""
+        surface = self.surface
+        if (scope is None) == surface.auth.scoped:
+            raise ValueError(f"{surface.name}: a view {'needs' if surface.auth.scoped else 'has no'} scope")
 
         def decorator(func):
-            func._required_scope = scope
-            func._json_body = body
-            documented = [
-                (401, "Missing or invalid API key"),
-                (403, "Key revoked, account suspended or API disabled, or scope missing"),
-                (429, "Rate limit exceeded"),
-            ]
+            documented = []
+            if surface.errors.invalid_description and (body or getattr(func, "_apidoc", {}).get("arguments")):
+                # The view's own @blp.error(400, …), closer to it, names the rules beyond
+                # the schema and wins over this description.
+                documented.append((400, surface.errors.invalid_description))
+            documented += surface.auth.documented
+            if surface.rate_limit is not None:
+                documented.append((429, surface.rate_limit.description))
             if body:
-                documented += [(413, _BODY_ERRORS[413]), (415, _BODY_ERRORS[415])]
+                documented += surface.body.documented
             for status, description in documented:
-                func = self.alt_response(status, schema=ErrorSchema, description=description)(func)
+                func = self.error(status, description)(func)
+            if surface.auth.security is not None:
+                func = self.doc(security=surface.auth.security)(func)
             func._required_scope = scope
             func._json_body = body
+            func._error_extra = dict(error_extra or {})
             return func
 
         return decorator
 
     def error(self, status: int, description: str):
-        """Document one more error answer of a view, in the error shape."""
-        return self.alt_response(status, schema=ErrorSchema, description=description)
+        """Document one more error answer of a view, in the surface's error shape."""
+        return self.alt_response(status, schema=self.surface.errors.schema, description=description)
 
-
-def guard():
-    if request.method == "OPTIONS":
-        return None
-    view = current_app.view_functions.get(request.endpoint)
-    view_class = getattr(view, "view_class", None)
-    method = "get" if request.method == "HEAD" else request.method.lower()
-    target = getattr(view_class, method, None) if view_class is not None else view
-    if target is None:
-        return None  # Flask answers 405
-    scope = getattr(target, "_required_scope", None)
-    if scope is None:
-        raise RuntimeError(f"view {request.endpoint} declares no scope (@blp.requires)")
-    authenticate_request(current_app.extensions["gateway"]["limiter"])
-    require_scope(scope)
-    if getattr(target, "_json_body", False):
-        check_json_body()
-    return None
-
-
-def check_json_body() -> None:
-    if not request.is_json:
-        fail(415, "Unsupported media type: send the body as application/json")
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        fail(413, f"Request body is too large; the limit is {MAX_BODY_BYTES} bytes")
-    data = request.get_data(cache=True)  # 413 from Werkzeug past MAX_CONTENT_LENGTH
-    if request.content_length is None and len(data) >= MAX_BODY_BYTES:
-        # A chunked body is cut at MAX_CONTENT_LENGTH by Werkzeug, not refused.
-        fail(413, f"Request body is too large; the limit is {MAX_BODY_BYTES} bytes")
-    if not data.strip():
-        fail(400, "Request body is empty: send a JSON object")
-    try:
-        body = json.loads(data)
-    except (ValueError, RecursionError):
-        fail(400, "Request body is not valid JSON")
-    if not isinstance(body, dict):
-        fail(400, "Request body must be a JSON object")
-
-
-def gateway():
-    """The ``Gateway`` this app serves."""
-    return current_app.config["GATEWAY"]
-
-
-def parse_uuid(text: str) -> str | None:
-    """``text`` as a canonical lower-case UUID, or None if it is not one."""
-    if not isinstance(text, str) or len(text) > 64:
-        return None
-    try:
-        return str(uuidlib.UUID(text))
-    except ValueError:
+    def _guard(self):
+        if request.method == "OPTIONS":
+            return None
+        view = current_app.view_functions.get(request.endpoint)
+        view_class = getattr(view, "view_class", None)
+        method = "get" if request.method == "HEAD" else request.method.lower()
+        target = getattr(view_class, method, None) if view_class is not None else view
+        if target is None:
+            return None  # Flask answers 405
+        scope = getattr(target, "_required_scope", _UNDECLARED)
+        if scope is _UNDECLARED:
+            raise RuntimeError(f"view {request.endpoint} declares no scope (@blp.requires)")
+        surface = self.surface
+        limit_body(surface.max_body_bytes)
+        g.error_extra = target._error_extra
+        g.auth = surface.auth.authenticate()
+        if surface.rate_limit is not None:
+            count_request(surface.rate_limit, g.auth.account)
+        if surface.auth.scoped:
+            surface.auth.require_scope(g.auth, scope)
+        if target._json_body:
+            surface.body.check()
         return None
 
 
-def find_call(account_id: int, call_uuid: str, agent_id: int | None = None) -> Call | None:
-    """The account's call with this uuid (and this agent's, if given); None otherwise,
-    whether it does not exist or belongs to someone else."""
-    canonical = parse_uuid(call_uuid)
-    if canonical is None:
-        return None
-    query = Call.select().where((Call.uuid == canonical) & (Call.account == account_id))
-    if agent_id is not None:
-        query = query.where(Call.agent == agent_id)
-    return query.get_or_none()
+def limit_body(limit: int) -> None:
+    """Take bodies of up to ``limit`` bytes in this request; refuse a larger one (413)."""
+    request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
+        fail(413, f"Request body is too large; the limit is {limit} bytes")
 
 
-def seconds_between(start: datetime | None, end: datetime | None) -> int:
-    if start is None or end is None:
-        return 0
-    return max(0, int((end - start).total_seconds()))
+def count_request(policy: ratelimit.RateLimit, account) -> None:
+    """Count the request in the account's window of ``policy``'s bucket; 429 past it."""
+    verdict = ratelimit.hit(account.id, account.rate_limit_per_minute, policy.bucket)
+    if verdict is None:
+        return
+    if policy.headers:
+        g.rate_limit = verdict
+    if not verdict.allowed:
+        fail(429, policy.exceeded(verdict.limit), headers={"Retry-After": str(verdict.reset)})
 
 
-def normalize_number(field: str, value: str, region: str) -> str:
-    """``value`` in E.164, read in ``region``; a 400 naming ``field`` if it is no valid number."""
-    try:
-        return normalize(value, region)
-    except InvalidNumber as exc:
-        fail(400, f"{field}: {exc}")
+def add_rate_limit_headers(response):
+    """After every request: the ``RateLimit-*`` headers, if the request was counted by a
+    policy that sends them."""
+    verdict = g.get("rate_limit")
+    if verdict is not None:
+        for name, value in verdict.headers().items():
+            response.headers[name] = value
+    return response
 
 
-def place_call(account, *, to_number: str, from_number: str, caller_id_name: str = "",
-               socket_url: str | None = None, webhook_url: str | None = None,
-               custom_args: dict | None = None, agent=None, contact_name: str | None = None,
-               surface: str) -> Call:
-    """Write the call's row with everything the surfaces know about it, then originate it.
-
-    The row is written whole before ``originate`` is sent (``CallController.place``), so
-    no event or webhook about the call can see it without its agent or surface.
-    """
-    controller = gateway().controller
-    try:
-        node = controller.pick_node()
-    except CallError as exc:
-        fail(exc.code, str(exc))
-    call = Call.create(
-        uuid=str(uuidlib.uuid4()), account=account.id, direction="outbound",
-        from_number=from_number, to_number=to_number, caller_id_name=caller_id_name or "",
-        node=node.name, socket_url=socket_url, webhook_url=webhook_url,
-        custom_args=custom_args or {}, agent=agent, contact_name=contact_name, surface=surface,
-        job_uuid=str(uuidlib.uuid4()),
-    )
-    try:
-        controller.place(call, node)
-    except CallError as exc:
-        fail(exc.code, str(exc))
-    return call
+def init_app(app: Flask) -> None:
+    """What an app serving surfaces needs besides their blueprints: the one error handler
+    (``gateway.api.errors``) and the ``RateLimit-*`` headers."""
+    errors.init_app(app)
+    app.after_request(add_rate_limit_headers)

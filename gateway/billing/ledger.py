@@ -17,14 +17,10 @@ from decimal import Decimal
 from typing import Iterable
 
 from gateway.billing.rates import QUANTUM, Rate, best_rate
-from gateway.calls.states import FINAL
+from gateway.domain import FINAL
 from gateway.models import Account, Call, CallRate, LedgerEntry, database, utcnow
 
 logger = logging.getLogger(__name__)
-
-
-class InsufficientBalance(Exception):
-    """The account's balance cannot cover a new call."""
 
 
 def rates_of(account_ids: Iterable[int]) -> dict[int, list[Rate]]:

@@ -1,12 +1,8 @@
-"""FreeSWITCH dial strings and API arguments, quoted the way FreeSWITCH parses them.
+"""The outbound legs the gateway places: which destinations it dials, and the channel
+variables every leg gets.
 
-``originate`` splits its arguments on spaces (``'…'`` groups a value with spaces) and a
-``{a=b,c=d}`` block splits on commas (``\\,`` keeps one).  Anything we put in a channel
-variable must survive both, and must never smuggle in another variable or a newline.
-FreeSWITCH does not expand a value when originate sets it, but it expands a variable's
-value again wherever it is referenced later (``${origination_caller_id_name}`` in a
-dialplan, ``switch_channel_expand_variables_check``), so a value loses the characters of a
-reference (``$ { }``) and of its escapes (``\\``) here (``gateway.esl.app_args``).
+The dial string's syntax (how a value is quoted inside ``{…}``) is FreeSWITCH's and lives
+with the other commands in ``gateway.esl.commands``; what is decided here is the gateway's.
 """
 
 from __future__ import annotations
@@ -14,16 +10,9 @@ from __future__ import annotations
 import re
 
 from gateway import dialplan_names as names
+from gateway.esl import commands
 
 _NUMBER = re.compile(r"^\+?[0-9A-Za-z*#.@:_-]{1,64}$")
-
-
-def quote_var(value: str) -> str:
-    """A channel-variable value safe inside ``{…}`` of an originate."""
-    text = "".join(ch for ch in str(value) if ch >= " " and ch != "\x7f")
-    text = text.replace("'", "").replace("\\", "").replace("{", "").replace("}", "").replace("$", "")
-    text = text.replace(",", "\\,")
-    return f"'{text}'" if " " in text else text
 
 
 def check_dialable(number: str) -> str:
@@ -46,7 +35,8 @@ def originate_command(
 
     ``ignore_early_media=true``: FreeSWITCH otherwise returns from originate on a 183
     and stops applying ``originate_timeout``, so an unanswered call that plays early
-    media would stay parked for ever.
+    media would stay parked for ever.  ``send_silence_when_idle``: without it a parked
+    leg plays nothing of a bot streamed by a bidirectional mod_audio_stream.
     """
     pairs = {
         "origination_uuid": uuid,
@@ -55,7 +45,7 @@ def originate_command(
         "originate_timeout": str(int(timeout)),
         "ignore_early_media": "true",
         **names.MEDIA_TIMEOUT_VARIABLES,
+        **names.STREAM_CHANNEL_VARIABLES,
         **(variables or {}),
     }
-    block = ",".join(f"{name}={quote_var(value)}" for name, value in pairs.items())
-    return f"originate {{{block}}}{endpoint} {app}"
+    return commands.originate(pairs, endpoint, app)

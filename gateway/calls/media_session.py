@@ -1,16 +1,10 @@
-"""A call's bot session: which bot, starting the stream, redirect, and the failure policy.
+"""A call's bot session: starting the stream, redirect, and the failure policy.
 
 On CHANNEL_ANSWER (the controller's ``in_progress`` transition) ``MediaSessions``:
 
-1. decides the media target, first match wins:
-   the call's ``socket_url`` (``ws://…``/``wss://…``, ``elevenlabs``, ``elevenlabs&<agent
-   id>``, ``vapi``, ``vapi&<assistant id>``, or ``agent:<key>`` for one of the account's
-   agents); else the call's agent (``Call.agent``, /v1); else the call's ``webhook_url`` through the routing webhook (3 s, no retry;
-   ``connect`` gives the target, ``hangup`` ends the call, ``default``/failure falls
-   through); else, for an inbound call, its number's route; else the account's
-   ``default_socket_url``; else the account's ``default_webhook_url``.  A provider without
-   an id takes it from the number's agent or the account's first active agent of that
-   provider; keys come from the account (``elevenlabs_api_key``, ``vapi_api_key``);
+1. decides the media target (``gateway.calls.bot_target``: the call's ``socket_url``, its
+   agent, the routing webhook, its number, the account's defaults); the provider's key
+   comes from the account (``elevenlabs_api_key``, ``vapi_api_key``);
 2. opens the call's ``CallStream`` on the bridge (playback form from the node's settings)
    and, at the same time, connects the bot and sends ``uuid_audio_stream <uuid> start
    <bridge url> mono 8k <metadata>``;
@@ -47,6 +41,14 @@ old one keeps talking, then swaps: the old bot gets ``stop``, the new one has ha
 ``connected``/``start``, the FreeSWITCH stream is untouched and the caller's audio goes
 to the new bot from the next 20 ms frame on.
 
+Transfer and coming back (``before_transfer``, ``take_back``; ``gateway.calls.handback``):
+before a transfer is sent, FreeSWITCH's stream is stopped, the bot gets ``stop`` and the
+session ends with no failure policy (log ``session_ended``, reason ``transfer``).  A call
+that comes back gets a new session: after a failed transfer, the target it had; after a
+restart, the target decided as at answer, once the old process's stream is stopped (a
+second ``start`` on an attached media bug fails).  A bot that cannot be had then ends the
+call as at answer (``bot_unreachable``).
+
 ESL events reach the call's stream through the controller's ``event_hooks`` (every event
 of a live call, on its worker, in order): ``mod_audio_stream::*``, DTMF, PLAYBACK_*.
 """
@@ -63,66 +65,23 @@ import gevent
 from peewee import IntegrityError
 
 from gateway.calls import inbound
-from gateway.calls.controller import CallError
-from gateway.calls.states import FINAL, Status
+from gateway.calls.bot_target import BotTargets, Refusal, Target
+from gateway.calls.errors import CallError
+from gateway.domain import AGENT_DRIVERS, FINAL, MEDIA_ESTABLISHED, PROVIDERS, Driver, Status, Surface
 from gateway.config import MediaSettings
 from gateway.media.bridge import CallStream, MediaBridge
-from gateway.media.connectors import BotLink, BotUnavailable, CallInfo, open_link, redact
+from gateway.media.connectors import BotLink, BotUnavailable, CallInfo, open_link
 from gateway.media.twilio import Closed
 from gateway.greenlets import GreenletOwner
 from gateway.models.db import connection_scope, release_connection
-from gateway.models import Account, Agent, Call, CallEvent, PhoneNumber
-from gateway.models.validators import check_media_target
+from gateway.models import Account, Call, CallEvent
 from gateway.webhooks import routing
-from gateway.webhooks.events import MEDIA_ESTABLISHED
 from gateway.webhooks.provider import register_provider_call
 
 logger = logging.getLogger(__name__)
 
-HOOKED_EVENTS = frozenset({"CUSTOM", "DTMF", "PLAYBACK_START", "PLAYBACK_STOP"})
+HOOKED_EVENTS = frozenset({"CUSTOM", "DTMF", "PLAYBACK_STOP", "CHANNEL_EXECUTE_COMPLETE"})
 DRAIN_LIMIT = 10.0  # seconds of a finished bot's audio still played before the hangup
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a call's media goes: ``kind`` websocket|elevenlabs|vapi|agent, ``ref`` the URL,
-    provider id or agent key (None: to be found in the account's agents)."""
-
-    kind: str
-    ref: str | None = None
-    source: str = "socket_url"
-
-    @property
-    def label(self) -> str:
-        if self.kind == "websocket":
-            return redact(self.ref or "")
-        return f"{self.kind}&{self.ref}" if self.ref else self.kind
-
-
-class Refusal(Exception):
-    """The call must not get a bot: hang up with ``reason``.  An inbound call decided
-    before it is answered is refused with ``unanswered_cause`` instead (the cause picks the
-    SIP response the caller gets: ``gateway.calls.inbound``)."""
-
-    def __init__(self, reason: str, cause: str = "NORMAL_CLEARING",
-                 unanswered_cause: str = inbound.UNAVAILABLE) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.cause = cause
-        self.unanswered_cause = unanswered_cause
-
-
-def parse_target(value: str, source: str = "socket_url") -> Target:
-    """The call-control API's forms (``check_media_target``), plus ``agent:<key>``."""
-    text = (value or "").strip()
-    if text.startswith("agent:") and len(text) > 6:
-        return Target("agent", text[6:], source)
-    # The syntax only: the connection resolves the host and applies the outbound policy.
-    text = check_media_target(text, source, check_host=False)  # ValueError with a clear message
-    if "://" in text:
-        return Target("websocket", text, source)
-    provider, _, ref = text.partition("&")
-    return Target(provider, ref or None, source)
 
 
 @dataclass
@@ -147,35 +106,11 @@ class _Commands:
     def __init__(self, controller) -> None:
         self.controller = controller
 
-    def broadcast(self, call_uuid: str, path: str) -> None:
-        self.controller.broadcast(call_uuid, path, log=False)
+    def play(self, call_uuid: str, path: str) -> None:
+        self.controller.execute(call_uuid, "playback", path, log=False)
 
     def break_playback(self, call_uuid: str) -> None:
         self.controller.break_playback(call_uuid)
-
-
-def attach_event_hook(controller, hook: Callable[[str, object], None]) -> None:
-    """Have ``hook(call_uuid, event)`` called for the ESL events of calls: appended to
-    ``controller.event_hooks`` (the worker calls them for every event of a live call).
-    A controller without that list gets each node's event callback wrapped instead (the
-    hook then runs on the reader greenlet, so it must only enqueue; ours does)."""
-    hooks = getattr(controller, "event_hooks", None)
-    if isinstance(hooks, list):
-        hooks.append(hook)
-        return
-    for node in controller.nodes.values():
-        original = node.on_event
-
-        def on_event(n, event, _original=original):
-            call_uuid = event.unique_id
-            if call_uuid:
-                try:
-                    hook(call_uuid, event)
-                except Exception:
-                    logger.exception("media event hook failed")
-            _original(n, event)
-
-        node.on_event = on_event
 
 
 def transcript(call_uuid: str) -> list[dict]:
@@ -198,14 +133,19 @@ class MediaSessions:
         self.fs_connect_timeout = fs_connect_timeout
         self.sessions: dict[str, MediaSession] = {}
         self._commands = _Commands(controller)
-        self._request_route = request_route or routing.request_route
+        self.targets = BotTargets(request_route or routing.request_route, hangup_cause, self._log)
         self._greenlets = GreenletOwner("media sessions")
         # Inbound calls are decided before they are answered (``screen_inbound``); the
         # decision waits here for the answer.
         self._decided: dict[str, tuple[Target, float | None]] = {}
         controller.inbound_screens.append(self.screen_inbound)
         controller.listeners.append(self._on_transition)
-        attach_event_hook(controller, self._on_event)
+        controller.event_hooks.append(self._on_event)
+        # Sessions ended by a transfer, kept for the call's return (``take_back``).
+        self._transferred: dict[str, MediaSession] = {}
+        controller.before_transfer.append(self.before_transfer)
+        controller.take_back.append(self.take_back)
+        controller.listeners.append(self._forget_transferred)
 
     def _spawn(self, call_uuid: str, fn, *args) -> None:
         self._greenlets.spawn(self._guarded, call_uuid, fn, *args)
@@ -247,13 +187,13 @@ class MediaSessions:
             call = Call.get_or_none(Call.uuid == call_uuid)
             if call is None:
                 return None
-            if call.surface == "public":
+            if call.surface == Surface.PUBLIC:
                 return None  # played by gateway.calls.scripts (blast, press-1, OTP), not by a bot
             account = Account.get_by_id(call.account_id)
         info = CallInfo(call.uuid, str(account.id), call.direction, call.from_number, call.to_number,
                         dict(call.custom_args or {}))
         try:
-            target, timeout = self._decided.pop(call_uuid, None) or self.decide(call, account)
+            target, timeout = self._decided.pop(call_uuid, None) or self.targets.decide(call, account)
         except (Refusal, ValueError) as exc:
             refusal = self._no_bot(call_uuid, exc)
             self._hangup(call_uuid, refusal.cause, refusal.reason)
@@ -304,7 +244,7 @@ class MediaSessions:
         self._announce_established(session)
 
     def _announce_established(self, session: MediaSession) -> None:
-        """Log :data:`~gateway.webhooks.events.MEDIA_ESTABLISHED` once the bot and
+        """Log :data:`~gateway.domain.MEDIA_ESTABLISHED` once the bot and
         FreeSWITCH's stream are both connected: the outbox sends ``call.answered`` from
         that entry (a stream that never connects is ``_watch_fs``'s failure)."""
         if session.stream.fs_connected.wait(self.fs_connect_timeout) and not session.ended:
@@ -318,10 +258,10 @@ class MediaSessions:
         with connection_scope():
             call = Call.get_or_none(Call.uuid == call_uuid)
             account = Account.get_by_id(call.account_id) if call is not None else None
-        if call is None or call.surface == "public":
+        if call is None or call.surface == Surface.PUBLIC:
             return None
         try:
-            self._decided[call_uuid] = self.decide(call, account)
+            self._decided[call_uuid] = self.targets.decide(call, account)
         except (Refusal, ValueError) as exc:
             refusal = self._no_bot(call_uuid, exc)
             return inbound.InboundRefusal(refusal.reason, refusal.unanswered_cause)
@@ -333,88 +273,6 @@ class MediaSessions:
                               **({"error": str(exc)} if isinstance(exc, ValueError) else {})})
         return refusal
 
-    def decide(self, call: Call, account: Account) -> tuple[Target, float | None]:
-        """The call's media target and an optional session timeout; raises ``Refusal``.
-        Its queries hold a connection each; none is held while the routing webhook answers."""
-        if call.socket_url:
-            try:
-                target = parse_target(call.socket_url, "socket_url")
-            except ValueError as exc:
-                self._log(call.uuid, {"event": "bad_media_target", "error": str(exc)})
-                raise Refusal("invalid_media_target", self.hangup_cause) from None
-            return self._resolve(call, account, target), None
-        agent_id = getattr(call, "agent_id", None)  # a /v1 call names the agent it goes to
-        if agent_id is not None:
-            with connection_scope():
-                agent = Agent.get_or_none(Agent.id == agent_id)
-            if agent is not None and agent.active:
-                return self._resolve(call, account, Target(agent.driver, agent.driver_ref, "agent")), None
-        if call.webhook_url:
-            routed = self._route(call, account, call.webhook_url)
-            if routed is not None:
-                return routed
-        if call.direction == "inbound":
-            with connection_scope():
-                number = PhoneNumber.get_or_none(PhoneNumber.e164 == call.to_number, PhoneNumber.active == True)  # noqa: E712
-                agent = number.agent if number is not None and number.agent_id is not None else None
-            if number is not None and number.account_id == account.id:
-                if number.route == "bot" and number.socket_url:
-                    return self._resolve(call, account, parse_target(number.socket_url, "number")), None
-                if number.route == "agent" and agent is not None:
-                    return self._resolve(call, account, Target(agent.driver, agent.driver_ref, "number")), None
-                if number.route == "webhook" and number.webhook_url:
-                    routed = self._route(call, account, number.webhook_url)
-                    if routed is not None:
-                        return routed
-        if account.default_socket_url:
-            return self._resolve(call, account, parse_target(account.default_socket_url, "account_default")), None
-        if account.default_webhook_url:
-            routed = self._route(call, account, account.default_webhook_url)
-            if routed is not None:
-                return routed
-        raise Refusal("no_media_target", self.hangup_cause, inbound.NO_ROUTE)
-
-    def _route(self, call: Call, account: Account, url: str) -> tuple[Target, float | None] | None:
-        """Ask the routing webhook; None means "default" (fall through)."""
-        try:
-            decision = self._request_route(url=url, secret=account.webhook_secret, call_uuid=call.uuid,
-                                     direction=call.direction, caller_number=call.from_number,
-                                     destination_number=call.to_number, account_id=str(account.id), timeout=3.0)
-        except Exception as exc:  # the webhook module's own failure: same as "default"
-            self._log(call.uuid, {"event": "routing_webhook_failed", "error": str(exc)[:200]})
-            return None
-        action = getattr(decision, "action", "default")
-        self._log(call.uuid, {"event": "routing_webhook", "action": action,
-                              "reason": getattr(decision, "reason", None)})
-        if action == "hangup":
-            raise Refusal(getattr(decision, "reason", None) or "routing_webhook_hangup",
-                          unanswered_cause=inbound.DECLINED)
-        if action == "connect" and getattr(decision, "socket_url", None):
-            try:
-                target = parse_target(decision.socket_url, "routing_webhook")
-            except ValueError as exc:
-                self._log(call.uuid, {"event": "routing_webhook_bad_target", "error": str(exc)})
-                return None
-            timeout = getattr(decision, "timeout", None)
-            return self._resolve(call, account, target), (float(timeout) if timeout else None)
-        return None
-
-    def _resolve(self, call: Call, account: Account, target: Target) -> Target:
-        """Fill in a provider's id from the account's agents; expand ``agent:<key>``."""
-        with connection_scope():
-            if target.kind == "agent":
-                agent = Agent.get_or_none(Agent.account == account.id, Agent.key == target.ref)
-                if agent is None or not agent.active:
-                    raise Refusal(f"agent {target.ref!r} not found", self.hangup_cause, inbound.NO_ROUTE)
-                return Target(agent.driver, agent.driver_ref, target.source)
-            if target.kind in ("elevenlabs", "vapi") and not target.ref:
-                agent = (Agent.select().where(Agent.account == account.id, Agent.driver == target.kind,
-                                              Agent.active == True)  # noqa: E712
-                         .order_by(Agent.id).first())
-                if agent is not None:
-                    return Target(target.kind, agent.driver_ref, target.source)
-            return target
-
     def _fallback(self, session: MediaSession) -> Target | None:
         if session.fallback_used:
             return None
@@ -424,9 +282,7 @@ class MediaSessions:
             if not account.default_socket_url:
                 return None
             try:
-                target = parse_target(account.default_socket_url, "fallback")
-                call = Call.get_by_id(session.call_uuid)
-                target = self._resolve(call, account, target)
+                target = self.targets.given(account, account.default_socket_url, "fallback")
             except (ValueError, Refusal):
                 return None
         if target.label in session.tried:
@@ -438,15 +294,15 @@ class MediaSessions:
     def _open(self, session: MediaSession, target: Target) -> BotLink | None:
         session.tried.append(target.label)
         api_key = None
-        if target.kind in ("elevenlabs", "vapi"):
+        if target.kind in PROVIDERS:
             with connection_scope():
                 account = Account.get_by_id(session.account_id)
-                api_key = account.elevenlabs_api_key if target.kind == "elevenlabs" else account.vapi_api_key
+                api_key = account.elevenlabs_api_key if target.kind == Driver.ELEVENLABS else account.vapi_api_key
         started = time.monotonic()
         try:
-            if target.kind not in ("websocket", "elevenlabs", "vapi"):
+            if target.kind not in AGENT_DRIVERS:
                 raise BotUnavailable(f"unknown target {target.kind!r}")
-            if target.kind != "websocket" and not target.ref:
+            if target.kind != Driver.WEBSOCKET and not target.ref:
                 raise BotUnavailable(f"no {target.kind} agent id: pass {target.kind}&<id> or add an agent")
             timeout = self.settings.bot_connect_timeout
             with gevent.Timeout(timeout + 1.0, BotUnavailable("timed out")):
@@ -473,11 +329,9 @@ class MediaSessions:
         if session is None or session.ended:
             raise CallError("the call has no active media session", code=409)
         try:
-            target = parse_target(media_server, "redirect")
             with connection_scope():
                 account = Account.get_by_id(session.account_id)
-                call = Call.get_by_id(call_uuid)
-                target = self._resolve(call, account, target)
+            target = self.targets.given(account, media_server, "redirect")
         except ValueError as exc:
             raise CallError(str(exc), code=400) from None
         except Refusal as refusal:
@@ -505,6 +359,52 @@ class MediaSessions:
         self._log(session.call_uuid, {"event": "redirect", "from": old_label, "to": link.label,
                                       "caller_audio_gap_ms": gap})
 
+    # -- transfer, and the call coming back (a failed transfer, a restart) -----------------
+    def before_transfer(self, call_uuid: str) -> None:
+        """``CallController.before_transfer``: once transferred, the caller must not be
+        heard by the bot nor the bot by the transferred call.  Stop FreeSWITCH's stream, give
+        the bot its ``stop`` and end the session; its end is no failure (no
+        ``stream_failed``, no hangup)."""
+        session = self.sessions.pop(call_uuid, None)
+        if session is None or session.ended:
+            return
+        session.ended = True
+        try:
+            self.controller.stop_stream(call_uuid)
+        except CallError as exc:  # logged by the controller; the transfer goes on
+            logger.info("call %s: stream not stopped before the transfer: %s", call_uuid, exc)
+        self._log(call_uuid, {"event": "session_ended", "reason": "transfer",
+                              "target": session.link.label if session.link else session.target.label})
+        self._finish(session)
+        self._transferred[call_uuid] = session
+
+    def take_back(self, call_uuid: str) -> bool:
+        """``CallController.take_back``: a new session for a bot call that came back.  True
+        when the call is ours to serve (its bot, or its end with a reason logged)."""
+        if call_uuid in self.sessions:
+            return True  # it never left: this process's link to FreeSWITCH came back
+        with connection_scope():
+            call = Call.get_or_none(Call.uuid == call_uuid)
+        if call is None or call.surface == Surface.PUBLIC or call.status != Status.IN_PROGRESS.value:
+            return False
+        before = self._transferred.pop(call_uuid, None)
+        if before is not None:
+            self._decided[call_uuid] = (before.target, None)
+        else:
+            try:  # a restart: the old process's media bug may still be attached
+                self.controller.stop_stream(call_uuid)
+            except CallError:
+                pass  # none was (-ERR Operation Failed), as the call's log shows
+        self._log(call_uuid, {"event": "bot_back", "after": "transfer" if before is not None else "reattach"})
+        session = self.begin(call_uuid)
+        if session is not None:
+            session.transcript[:0] = before.transcript if before is not None else transcript(call_uuid)
+        return True
+
+    def _forget_transferred(self, call_uuid: str, transition) -> None:
+        if transition.to_status in FINAL:
+            self._transferred.pop(call_uuid, None)
+
     # -- StreamOwner: reports from the call's stream ------------------------------------
     def bot_closed(self, stream: CallStream, link: BotLink, event: Closed) -> None:
         session = self.sessions.get(stream.call_uuid)
@@ -520,7 +420,7 @@ class MediaSessions:
     def _bot_ended(self, session: MediaSession) -> None:
         stream = session.stream
         deadline = time.monotonic() + DRAIN_LIMIT
-        while not session.ended and not stream.playout.idle(time.monotonic()) and time.monotonic() < deadline:
+        while not session.ended and not stream.idle() and time.monotonic() < deadline:
             gevent.sleep(0.02)
         if not session.ended:
             self._give_up(session, "bot_ended", cause="NORMAL_CLEARING")
@@ -569,7 +469,7 @@ class MediaSessions:
         session = self.sessions.get(stream.call_uuid)
         if session is not None:
             session.transcript.append({role: text})
-        self.controller.inbox.put(("log", stream.call_uuid, "transcript", {role: text}))
+        self.controller.log(stream.call_uuid, "transcript", {role: text})
 
     def provider_session(self, stream: CallStream, event) -> None:
         """Remember the provider's id for the call, so that its post-call report
@@ -624,4 +524,4 @@ class MediaSessions:
         self._greenlets.stop(grace)
 
     def _log(self, call_uuid: str, detail: dict) -> None:
-        self.controller.inbox.put(("log", call_uuid, "media", detail))
+        self.controller.log(call_uuid, "media", detail)

@@ -39,8 +39,8 @@ from typing import Callable
 import gevent
 from gevent.event import AsyncResult
 
-from gateway.calls.controller import CallError
-from gateway.calls.states import FINAL, Status
+from gateway.calls.errors import CallError
+from gateway.domain import FINAL, Status
 from gateway.esl import app_args
 from gateway.greenlets import GreenletOwner
 from gateway.models import DTMF_ACTIONS

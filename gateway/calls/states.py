@@ -1,10 +1,6 @@
 """The call state machine, without IO: FreeSWITCH events in, transitions out.
 
-Status vocabulary (a closed set, shared by every API surface)::
-
-    queued ──▶ ringing ──▶ in_progress ──▶ completed
-       │          │
-       └──────────┴──▶ missed | failed
+The vocabulary (``Status``, ``EndReason``, ``Transition``) is ``gateway.domain``'s.
 
 ``ringing`` is optional (a loopback or instantly answered leg goes straight to
 ``in_progress``).  Only CHANNEL_ANSWER means answered: FreeSWITCH's originate also
@@ -15,31 +11,11 @@ originate job that never produced a channel (INVALID_GATEWAY and the like).
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
-
-class Status(str, enum.Enum):
-    QUEUED = "queued"
-    RINGING = "ringing"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    MISSED = "missed"
-    FAILED = "failed"
-
-
-FINAL = frozenset({Status.COMPLETED, Status.MISSED, Status.FAILED})
-LIVE = frozenset({Status.QUEUED, Status.RINGING, Status.IN_PROGRESS})
-
-
-class EndReason(str, enum.Enum):
-    COMPLETED = "completed"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    REJECTED = "rejected"
-    CANCELED = "canceled"
-    FAILED = "failed"
+# LIVE is not used here: the controller imports it from this module with the machine.
+from gateway.domain import FINAL, LIVE, EndReason, Status, Transition  # noqa: F401
 
 
 # Hangup-Cause of a call that was never answered → why it ended.
@@ -79,38 +55,6 @@ class CallView:
     status: Status
     answered: bool = False
     rang: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """A change to apply to a call row, and the event-log entry that records it."""
-
-    to_status: Status
-    at: datetime
-    reason: str  # the FreeSWITCH event (or job) that caused it
-    end_reason: EndReason | None = None
-    hangup_cause: str | None = None
-    billsec: int | None = None
-    duration_sec: int | None = None
-    detail: dict = field(default_factory=dict)
-    # The end was not seen: ``at`` is when the gateway found the channel gone, so it, the
-    # billsec and the duration are upper bounds (``Call.ended_at_upper_bound``).
-    ended_at_upper_bound: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StatusWords:
-    """A contract's own status vocabulary, derived from (status, end_reason)."""
-
-    live: dict[str, str]  # queued / ringing / in_progress / completed → the contract's word
-    ended: dict[str, str]  # end_reason of a call that never connected → the contract's word
-    missed: str  # a missed call whose end_reason has no word of its own
-
-    def of(self, status: str, end_reason: str | None) -> str:
-        if status in self.live:
-            return self.live[status]
-        default = self.missed if status == Status.MISSED.value else "failed"
-        return self.ended.get(end_reason or "", default)
 
 
 def _epoch_usec(value: str | None) -> datetime | None:

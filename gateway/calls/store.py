@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Callable, Iterable
 
-from gateway.calls.states import FINAL, Status, Transition
+from gateway.domain import FINAL, Status, Transition
 from gateway.models import Call, CallEvent, database, utcnow
 
 _FINAL_COLUMNS = ("ended_at", "end_reason", "hangup_cause", "billsec", "duration_sec", "ended_at_upper_bound")

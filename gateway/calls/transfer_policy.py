@@ -22,6 +22,14 @@ a URI does not matter.
 The same policy applies wherever a transfer starts: ``POST /api/calls/transfer`` (403),
 and a press-1 call's ``connect_agent`` to the account's agent destination, which is
 checked when it is set (``voicegw agent-destination set``) and again when it is used.
+
+``on_transfer_failure`` (``voicegw accounts set ACCOUNT --on-transfer-failure bot|hangup``)
+says what a call whose transfer failed (busy, no answer, rejected, ...) does once the
+transfer context has parked it again for the gateway:
+
+* ``bot`` (the default): it goes back to its bot, the one it had before the transfer
+  (a call without a bot, such as a press-1 call, ends as with ``hangup``);
+* ``hangup``: it ends, with the failure's cause as its hangup cause (``USER_BUSY``, ...).
 """
 
 from __future__ import annotations
@@ -37,6 +45,11 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_NUMBER_RULES = ("+",)
 MAX_RULES = 100
+
+#: ``Account.on_transfer_failure``: back to the call's bot, or hang up with the cause.
+ON_FAILURE_BOT = "bot"
+ON_FAILURE_HANGUP = "hangup"
+ON_FAILURE_ACTIONS = (ON_FAILURE_BOT, ON_FAILURE_HANGUP)
 
 _EXTENSION = re.compile(r"[0-9]{3,5}")
 _E164 = re.compile(r"\+[0-9]{1,15}")
@@ -91,6 +104,15 @@ def clean_sip_domains(text: str) -> list[str]:
             raise ValueError(f"SIP domain {domain!r} is invalid; expected a host name such as pbx.acme.com,"
                              " *.acme.com for the hosts under it, or an IPv4 address")
     return domains
+
+
+def clean_failure_action(text: str) -> str:
+    """``"bot"`` or ``"hangup"`` (any case); raise ``ValueError`` naming both."""
+    action = text.strip().lower()
+    if action not in ON_FAILURE_ACTIONS:
+        raise ValueError(f"on transfer failure {text!r} is invalid; expected bot (the call goes back to its bot)"
+                         " or hangup (the call ends with the failure's cause)")
+    return action
 
 
 def _number_allowed(rule: str, number: str) -> bool:

@@ -3,31 +3,31 @@
 That is FreeSWITCH's native telephone format: ``playback`` of such a file needs no
 resampling on an 8 kHz call (PCMU/PCMA), and ``mod_sndfile`` reads it everywhere.
 
-Accepted input: RIFF/WAVE with PCM (8, 16, 24 or 32 bit), IEEE float (32 or 64 bit),
-G.711 mu-law or A-law, plain or WAVE_FORMAT_EXTENSIBLE; any sample rate from 4 kHz to
-192 kHz; any number of channels (mixed down to mono). Other formats (MP3, Ogg) are
-refused with a message saying how to convert them; decoding them would need a codec
-library (PyAV or libsndfile), which nothing else in the gateway needs.
+Accepted input: whatever libsndfile reads (``soundfile``): WAV (PCM, float, G.711, ADPCM,
+plain or WAVE_FORMAT_EXTENSIBLE), MP3, Ogg (Vorbis, Opus), FLAC, AIFF and the rest; any
+sample rate from 4 kHz to 192 kHz; any number of channels (mixed down to mono). A file it
+cannot read is refused with libsndfile's reason and, when the first bytes say what the file
+is meant to be, that too.
 
-Resampling is a windowed-sinc (Blackman) band-limited interpolation in numpy, with the
-cut-off just under the lower Nyquist frequency, so a 44.1 kHz clip loses nothing audible
-on a phone line and gains no aliasing.
+Resampling is libsoxr's (``soxr.resample``, high quality), with its cut-off just under the
+lower Nyquist frequency, so a 44.1 kHz clip loses nothing audible on a phone line and gains
+no aliasing.
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
-import struct
 import uuid as uuidlib
 import wave
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 
 import numpy as np
+import soundfile
+import soxr
 
-from gateway.media.codec import ulaw_to_l16
 from gateway.models import AudioClip, PublicRun, SavedCampaign
 from gateway.recordings import media_root
 
@@ -38,9 +38,7 @@ MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 MAX_SECONDS = 600
 MIN_RATE, MAX_RATE = 4000, 192000
 MAX_NAME_LENGTH = 255
-
-_PCM, _FLOAT, _ALAW, _MULAW, _EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
-_HALF_TAPS = 16  # zero crossings of the sinc on each side, at the output rate's cut-off
+MAX_CHANNELS = 32
 
 
 class AudioError(ValueError):
@@ -57,113 +55,66 @@ class Decoded:
         return len(self.samples) / self.rate
 
 
-def _alaw_to_float(codes: np.ndarray) -> np.ndarray:
-    a = codes.astype(np.int32) ^ 0x55
-    sign = np.where(a & 0x80, 1, -1)
-    exponent = (a >> 4) & 0x07
-    mantissa = a & 0x0F
-    magnitude = np.where(exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0))
-    return sign * magnitude / 32768.0
+def _looks_like(data: bytes) -> str | None:
+    """What the file's first bytes say it is meant to be."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "WAV"
+    if data[:3] == b"ID3" or data[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "MP3"
+    if data[:4] == b"OggS":
+        return "Ogg"
+    if data[:4] == b"fLaC":
+        return "FLAC"
+    return None
 
 
-def decode_wav(data: bytes) -> Decoded:
-    """Decode a RIFF/WAVE file into float samples; ``AudioError`` if it is not one we read."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        kind = "MP3" if data[:3] == b"ID3" or data[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2") else (
-            "Ogg" if data[:4] == b"OggS" else None)
-        hint = f"this looks like {kind}; " if kind else ""
-        raise AudioError(f"not a WAV file: {hint}convert it first, e.g. ffmpeg -i clip.mp3 -ar 8000 -ac 1 clip.wav")
-    fmt = None
-    pcm = None
-    offset = 12
-    while offset + 8 <= len(data):
-        chunk_id = data[offset:offset + 4]
-        (size,) = struct.unpack_from("<I", data, offset + 4)
-        body = data[offset + 8:offset + 8 + size]  # a streaming writer may leave size too large
-        if chunk_id == b"fmt ":
-            fmt = body
-        elif chunk_id == b"data":
-            pcm = body
-            if fmt is not None:
-                break
-        offset += 8 + size + (size & 1)
-    if fmt is None or len(fmt) < 16:
-        raise AudioError("the WAV file has no format chunk")
-    if pcm is None:
-        raise AudioError("the WAV file has no audio data")
-    tag, channels, rate, _byte_rate, block_align, bits = struct.unpack_from("<HHIIHH", fmt)
-    if tag == _EXTENSIBLE and len(fmt) >= 26:
-        (tag,) = struct.unpack_from("<H", fmt, 24)  # the first two bytes of the SubFormat GUID
-    if channels < 1 or channels > 32:
-        raise AudioError(f"the WAV file has an unusable channel count ({channels})")
-    if not MIN_RATE <= rate <= MAX_RATE:
-        raise AudioError(f"sample rate {rate} Hz is out of range ({MIN_RATE}-{MAX_RATE} Hz)")
-    width = block_align // channels if block_align else (bits + 7) // 8
-    if width < 1:
-        raise AudioError("the WAV file's format chunk is inconsistent")
-    frames = len(pcm) // (width * channels)
-    raw = pcm[: frames * width * channels]
-    if tag == _PCM and width == 1:
-        samples = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128) / 128
-    elif tag == _PCM and width == 2:
-        samples = np.frombuffer(raw, dtype="<i2") / 32768.0
-    elif tag == _PCM and width == 3:
-        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
-        value = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-        samples = np.where(value & 0x800000, value - (1 << 24), value) / 8388608.0
-    elif tag == _PCM and width == 4:
-        samples = np.frombuffer(raw, dtype="<i4") / 2147483648.0
-    elif tag == _FLOAT and width in (4, 8):
-        samples = np.nan_to_num(np.frombuffer(raw, dtype="<f4" if width == 4 else "<f8").astype(np.float64))
-    elif tag == _MULAW and width == 1:
-        samples = np.frombuffer(ulaw_to_l16(raw), dtype="<i2") / 32768.0
-    elif tag == _ALAW and width == 1:
-        samples = _alaw_to_float(np.frombuffer(raw, dtype=np.uint8))
-    else:
-        raise AudioError(f"unsupported WAV encoding (format {tag}, {bits} bit); use PCM, float, mu-law or A-law")
-    samples = np.clip(samples, -1.0, 1.0).reshape(-1, channels)
-    return Decoded(samples, rate)
+def _unreadable(data: bytes, reason: str) -> AudioError:
+    """The refusal of a file libsndfile cannot read, with its reason (except the one it gives
+    for a damaged MP3 read from memory, about files that do not exist)."""
+    kind = _looks_like(data)
+    because = "" if reason.startswith("File does not exist") else f" ({reason})"
+    if kind is None:
+        return AudioError(f"cannot read the audio{because}: send WAV, MP3, Ogg or FLAC")
+    return AudioError(f"cannot read the audio{because}: this looks like {kind}, but damaged"
+                      f" or in an unsupported {kind} encoding")
+
+
+def decode(data: bytes) -> Decoded:
+    """Decode an audio file into float samples; ``AudioError`` if it cannot become a clip.
+
+    The rate, channel count and length are checked from the header, before the audio is
+    decoded."""
+    try:
+        with soundfile.SoundFile(io.BytesIO(data)) as sound:
+            rate, channels = sound.samplerate, sound.channels
+            if not 1 <= channels <= MAX_CHANNELS:
+                raise AudioError(f"the file has an unusable channel count ({channels})")
+            if not MIN_RATE <= rate <= MAX_RATE:
+                raise AudioError(f"sample rate {rate} Hz is out of range ({MIN_RATE}-{MAX_RATE} Hz)")
+            if sound.frames > MAX_SECONDS * rate:
+                raise AudioError(f"the clip is {sound.frames / rate:.0f} s long; the limit is {MAX_SECONDS} s")
+            samples = sound.read(dtype="float64", always_2d=True)
+    except soundfile.LibsndfileError as exc:
+        raise _unreadable(data, exc.error_string.rstrip(".")) from None
+    except soundfile.SoundFileError as exc:
+        raise _unreadable(data, str(exc).rstrip(".")) from None
+    return Decoded(np.clip(np.nan_to_num(samples), -1.0, 1.0), rate)
 
 
 def resample(mono: np.ndarray, src_rate: int, dst_rate: int = TARGET_RATE) -> np.ndarray:
-    """Band-limited resampling of float samples (windowed sinc, Blackman window).
-
-    Polyphase: with ``dst/src = p/q`` in lowest terms, output ``k`` sits at input position
-    ``k*q/p``, so the outputs ``r, r+p, r+2p, …`` share one fractional offset and one set
-    of filter weights, and each of their taps is a strided slice of the input."""
+    """Band-limited resampling of float samples (libsoxr, high quality)."""
     if src_rate == dst_rate or len(mono) == 0:
         return mono.astype(np.float64, copy=True)
-    g = gcd(src_rate, dst_rate)
-    p, q = dst_rate // g, src_rate // g
-    ratio = p / q
-    cutoff = min(1.0, ratio) * 0.94  # of the input's Nyquist: a little under the output's
-    half = int(np.ceil(_HALF_TAPS / min(1.0, ratio)))  # filter half-width, in input samples
-    count = (len(mono) * p) // q
-    offsets = np.arange(-half + 1, half + 1)
-    padded = np.concatenate((np.zeros(half), mono, np.zeros(2 * half + q + 1)))
-    out = np.empty(count)
-    for r in range(min(p, count)):
-        m = len(range(r, count, p))
-        base, rest = divmod(r * q, p)
-        distance = rest / p - offsets  # from each tap to the output's position
-        window = 0.42 + 0.5 * np.cos(np.pi * distance / half) + 0.08 * np.cos(2 * np.pi * distance / half)
-        weights = cutoff * np.sinc(cutoff * distance) * np.where(np.abs(distance) < half, window, 0.0)
-        weights /= weights.sum()
-        acc = np.zeros(m)
-        for weight, offset in zip(weights, offsets):
-            first = base + offset + half
-            acc += weight * padded[first:first + q * (m - 1) + 1:q]
-        out[r::p] = acc
-    return out
+    return soxr.resample(mono.astype(np.float64), src_rate, dst_rate, quality="HQ")
 
 
 def to_telephone_pcm(data: bytes) -> tuple[bytes, float]:
-    """An uploaded WAV as 8 kHz mono 16-bit little-endian PCM, and its length in seconds."""
+    """An uploaded audio file as 8 kHz mono 16-bit little-endian PCM, and its length in seconds."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise AudioError(f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
-    decoded = decode_wav(data)
+    decoded = decode(data)
     if len(decoded.samples) == 0:
-        raise AudioError("the WAV file holds no audio")
+        raise AudioError("the file holds no audio")
     if decoded.seconds > MAX_SECONDS:
         raise AudioError(f"the clip is {decoded.seconds:.0f} s long; the limit is {MAX_SECONDS} s")
     mono = decoded.samples.mean(axis=1)

@@ -4,32 +4,26 @@ A run is created with its call in one transaction (``PublicRun`` then ``Call`` w
 ``campaign_id`` = the run's id, which is what ``run_<n>`` shows), then the call is
 originated. When it is answered, :func:`script_for` rebuilds its script from these rows.
 
-Verification calls are not runs (their public id is the verification request's), but
-they are placed the same way, with :func:`place`.
+Verification calls are not runs (their public id is the verification request's); both
+are placed with ``gateway.calls.placement``.
 """
 from __future__ import annotations
 
 import logging
-import uuid as uuidlib
 import wave
 from dataclasses import dataclass
-from typing import Callable
 
 from gateway import recordings
-from gateway.calls.controller import CallError
+from gateway.calls.placement import place
 from gateway.calls.scripts import AudioBlast, Press1, Script, check_dtmf_map
 from gateway.calls.transfer_policy import allowed_agent_destination
-from gateway.models import Account, AudioClip, Call, PublicRun, SavedCampaign, database
+from gateway.domain import Surface
+from gateway.models import Account, AudioClip, Call, PublicRun, SavedCampaign
 
 logger = logging.getLogger(__name__)
 
-SURFACE = "public"
 RUN_PREFIX = "run_"
 _MAX_RUN_ID = 2**63 - 1
-
-
-class PlacementFailed(Exception):
-    """FreeSWITCH could not take the call now (no node connected, the node refused)."""
 
 
 @dataclass(frozen=True)
@@ -59,46 +53,8 @@ def parse_run_label(text: str) -> int | None:
     return int(digits)
 
 
-def prepare(controller, account: Account, to_number: str, from_number: str, *,
-            before: Callable[[str], int | None] | None = None, reference_id: str | None = None):
-    """Pick a node and write the call's row, and through ``before(call_uuid)`` what owns it
-    (it returns the run id, or None), in one transaction. Returns ``(call, node)``; the
-    caller commits (if it has a transaction open) and then calls :func:`originate`."""
-    try:
-        node = controller.pick_node()
-    except CallError as exc:
-        raise PlacementFailed(str(exc)) from None
-    call_uuid = str(uuidlib.uuid4())
-    with database.atomic():
-        run_id = before(call_uuid) if before is not None else None
-        call = Call.create(
-            uuid=call_uuid, account=account.id, direction="outbound", from_number=from_number,
-            to_number=to_number, node=node.name, surface=SURFACE, campaign_id=run_id,
-            reference_id=reference_id, job_uuid=str(uuidlib.uuid4()),
-        )
-    return call, node
-
-
-def originate(controller, call: Call, node) -> None:
-    """Send the originate of a committed call row; ``PlacementFailed`` if FreeSWITCH did not
-    take it (the controller then marks the call failed)."""
-    try:
-        controller.place(call, node)
-    except CallError as exc:
-        raise PlacementFailed(str(exc)) from None
-
-
-def place(controller, account: Account, to_number: str, from_number: str, *,
-          before: Callable[[str], int | None] | None = None, reference_id: str | None = None) -> Call:
-    """:func:`prepare`, then :func:`originate`. ``PlacementFailed`` if no FreeSWITCH node
-    can take the call (the rows stay, the call marked failed)."""
-    call, node = prepare(controller, account, to_number, from_number, before=before, reference_id=reference_id)
-    originate(controller, call, node)
-    return call
-
-
 def start_run(controller, account: Account, request: RunRequest) -> tuple[PublicRun, Call]:
-    """Create the run and place its call."""
+    """Create the run and place its call (``PlacementFailed`` if FreeSWITCH cannot take it)."""
     holder: dict = {}
 
     def create_run(call_uuid: str) -> int:
@@ -111,13 +67,9 @@ def start_run(controller, account: Account, request: RunRequest) -> tuple[Public
         holder["run"] = run
         return run.id
 
-    call = place(controller, account, request.to_number, request.from_number, before=create_run,
-                 reference_id=request.reference_id)
+    call = place(controller, account, request.to_number, request.from_number, surface=Surface.PUBLIC.value,
+                 before=create_run, reference_id=request.reference_id)
     return holder["run"], call
-
-
-def find_run(account_id: int, run_id: int) -> PublicRun | None:
-    return PublicRun.get_or_none((PublicRun.id == run_id) & (PublicRun.account == account_id))
 
 
 def clip_seconds(path: str) -> float:
@@ -130,7 +82,7 @@ def clip_seconds(path: str) -> float:
 
 def script_for(controller, call: Call) -> Script | None:
     """The script of an answered run call, or None if ``call`` is not one."""
-    if call.surface != SURFACE or call.campaign_id is None:
+    if call.surface != Surface.PUBLIC or call.campaign_id is None:
         return None
     run = PublicRun.get_or_none(PublicRun.id == call.campaign_id)
     if run is None or run.call_uuid != call.uuid or not run.audio_path:

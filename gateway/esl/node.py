@@ -15,6 +15,7 @@ from typing import Callable
 import gevent
 from gevent.event import Event as Flag
 
+from gateway.esl import commands
 from gateway.esl.connection import CommandFailed, ESLLink, LinkDown
 from gateway.esl.limits import FREESWITCH_DEFAULTS, SwitchLimits, version_from_status
 from gateway.esl.protocol import Event
@@ -110,7 +111,7 @@ class Node:
                 self.generation += 1
                 if self.on_connected is not None:
                     self.on_connected(self)
-                link.command(f"event plain {self.events}")
+                link.command(commands.subscribe(self.events))
             except Exception as exc:  # refused, timed out, bad password, …: all mean retry later
                 self.last_error = str(exc) or type(exc).__name__
                 logger.warning("FreeSWITCH %s unreachable: %s (retry in %.1fs)", self.name, self.last_error, backoff)
@@ -134,12 +135,12 @@ class Node:
         found = {}
         for name in self.globals_wanted:
             try:
-                value = link.api(f"global_getvar {name}").strip()
+                value = link.api(commands.global_getvar(name)).strip()
             except CommandFailed:  # unset: FreeSWITCH turns the empty answer into "-ERR no reply"
                 continue
             if value:
                 found[name] = value
-        status = link.api("status")
+        status = link.api(commands.STATUS)
         try:
             limits = SwitchLimits.from_status(status)
         except ValueError:

@@ -448,7 +448,3 @@ def frame_auth_request() -> bytes:
 def frame_disconnect_notice(text: str = DISCONNECT_GOODBYE) -> bytes:
     data = text.encode("utf-8")
     return b"Content-Type: text/disconnect-notice\nContent-Length: %d\n\n" % len(data) + data
-
-
-def frame_rude_rejection() -> bytes:
-    return b"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n"

@@ -5,41 +5,41 @@ opens ``ws://<bridge>/stream/<call uuid>?token=…`` (the uuid may also come as 
 must be upgraded within 1 s, may or may not offer permessage-deflate (its C code leaves
 the flag uninitialised), may ping; it sends one TEXT frame of metadata, then BINARY raw
 L16 little-endian frames every 20 ms (320 bytes at 8 kHz mono, 640 at 16 kHz).  Going
-back, the bridge sends ``streamAudio`` TEXT frames, played in one of two forms:
-
-* ``stream``: a bidirectional build injects the raw audio in real time; the bridge hands
-  over one 20 ms frame at the moment it is due, so ``clear`` silences within one frame;
-* ``files``: the community module writes each ``streamAudio`` to a file and fires
-  ``mod_audio_stream::play``; the bridge then plays it with ``uuid_broadcast`` and clears
-  with ``uuid_break``.  Chunks (200 ms by default) go out ``lead`` seconds ahead of their
-  play time so the files play back to back; the clock is re-anchored on each chunk's
-  PLAYBACK_START, so marks are echoed when FreeSWITCH has really played their audio.
+back, the call's ``downlink`` plays the bot's audio in the node's playback form
+(``gateway.media.downlink``: binary frames into a bidirectional build's buffer, or
+``streamAudio`` files that the controller queues with ``sendmsg`` playback).
 
 The server is wsproto (sans-IO) over a gevent ``StreamServer``; the IO glue is kept thin.
 Each ``CallStream`` runs greenlets for: the FreeSWITCH socket reader (in the server's
-handler), the playout clock, the ESL events of its call, and the ESL commands it needs
-(sequential, so broadcasts keep their order).  A bot's bad message is logged and
-skipped; an exception in one call's greenlet never reaches another call.
+handler), the ESL events of its call, and the ESL commands it needs (sequential, so
+queued playbacks keep their order).  Its playout runs on the bridge's one ``Clock``
+(``gateway.media.clock``), shared by every call; sends to FreeSWITCH never block it
+(``FsSocket``).  A bot's bad message is logged and skipped; an exception in one call's
+greenlet never reaches another call.
+
+One bot cannot stall the others: the readers let other greenlets run every
+``YIELD_EVERY`` messages, a bot's message over ``twilio.MAX_MESSAGE_CHARS`` is refused
+unparsed, and marks waiting for their audio are bounded.  What one call may hold, at
+most: the bot's queued audio, 60 s (480 KB: ``playout``/``file_playout``); 1000 marks
+(``MAX_MARKS_IN_FLIGHT``) of up to 256 characters; caller audio waiting for a slow bot,
+2 s (16 KB: ``connectors.base``), and 1 s before the bot is up; 256 KiB not yet taken by
+FreeSWITCH (``MAX_SEND_BACKLOG``): about 1.3 MB in all, plus the one bot message being
+read (websocket-client reads a frame whole before it can be refused).  A call in steady
+two-way talk takes about 80 KiB (bench/media_relay.py's RSS per stream).
 """
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 import logging
 import secrets
 import socket
 import time
-import wave
 from collections import deque
-from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import gevent
 from gevent.event import Event as Flag
-from gevent.lock import Semaphore
 from gevent.queue import Queue
 from gevent.server import StreamServer
 from wsproto import ConnectionType, WSConnection
@@ -50,16 +50,21 @@ from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from gateway.media import codec
+from gateway.media.clock import Clock
 from gateway.media.connectors.base import BotLink
-from gateway.media.playout import Playout
+from gateway.media.downlink import CLEAR_AUDIO, FORMS, Control, FileDownlink, StreamDownlink
 from gateway.media.twilio import Clear, Closed, Mark, Media, ProtocolIssue, ProviderSession, Transcript
 
 logger = logging.getLogger(__name__)
 
-FORMS = ("files", "stream")
 HANDSHAKE_TIMEOUT = 5.0
 MAX_PREBOT_FRAMES = 50  # caller audio kept while the bot connects: 1 s
 MAX_LOGGED_ISSUES = 10  # per call; the rest are counted
+DOWNLINK_EVENTS = frozenset({"CUSTOM", "PLAYBACK_STOP", "CHANNEL_EXECUTE_COMPLETE"})
+MAX_SEND_BACKLOG = 256 * 1024  # bytes FreeSWITCH has not taken: ~8 s of L16 beyond the lead
+MAX_MARKS_IN_FLIGHT = 1000  # per call: a mark per 20 ms chunk for 20 s of queued audio
+YIELD_EVERY = 16  # messages a reader handles before it lets the other greenlets run
+YIELD_SECONDS = 0.0001  # a timer, so the loop polls the other sockets first (sleep(0) would not)
 
 
 class StreamOwner(Protocol):
@@ -72,76 +77,74 @@ class StreamOwner(Protocol):
     def log(self, stream: "CallStream", detail: dict) -> None: ...
 
 
-class Control(Protocol):
-    """The ESL commands the files form needs (the call controller has them)."""
-
-    def broadcast(self, call_uuid: str, path: str) -> None: ...
-    def break_playback(self, call_uuid: str) -> None: ...
-
-
-@dataclass(slots=True)
-class Chunk:
-    """A chunk handed to FreeSWITCH in the files form."""
-
-    generation: int  # bumps on every clear: older chunks must not be played
-    start: float  # when the clock wants it to start playing
-    seconds: float
-
-
-def _fired_at(event) -> float:
-    """When FreeSWITCH fired ``event``, on our monotonic clock: its Event-Date-Timestamp
-    (microseconds, wall clock) when plausible, so the ESL transport's own delay (Nagle,
-    a busy reader) does not count as playback time; else its arrival."""
-    now = time.monotonic()
-    stamp = event.get("Event-Date-Timestamp") or ""
-    if stamp.isdigit():
-        age = time.time() - int(stamp) / 1e6
-        if 0.0 <= age < 1.0:
-            return now - age
-    return now
-
-
-def wav_bytes(pcm: bytes, rate: int = 8000) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm)
-    return out.getvalue()
-
-
-def stream_audio_message(pcm: bytes, rate: int = 8000, data_type: str = "raw") -> str:
-    """mod_audio_stream's ``streamAudio`` message (§4.4)."""
-    return json.dumps({"type": "streamAudio", "data": {
-        "audioDataType": data_type, "sampleRate": rate, "audioData": base64.b64encode(pcm).decode("ascii")}},
-        separators=(",", ":"))
-
-
 class FsSocket:
-    """The server end of mod_audio_stream's WebSocket."""
+    """The server end of mod_audio_stream's WebSocket.
+
+    Sends never block: what the kernel does not take at once waits in a backlog that a
+    greenlet of this socket writes out, in order (the bridge's one clock sends for every
+    call, so one call's full socket must not hold up the others).  A backlog over
+    ``MAX_SEND_BACKLOG`` means FreeSWITCH stopped reading: the socket is given up."""
 
     def __init__(self, sock, ws: WSConnection) -> None:
         self.sock = sock
         self.ws = ws
-        self.lock = Semaphore()
         self.open = True
         self.sent_messages = 0
+        self._backlog: bytearray | None = None  # not None while a flush is under way
 
     def send(self, event) -> bool:
-        with self.lock:
-            if not self.open:
+        if not self.open:
+            return False
+        try:
+            data = self.ws.send(event)
+        except LocalProtocolError:
+            self.open = False
+            return False
+        if self._backlog is not None:
+            self._backlog += data
+            if len(self._backlog) > MAX_SEND_BACKLOG:
+                logger.warning("media bridge: FreeSWITCH stopped reading (%d bytes not taken); closing its socket",
+                               len(self._backlog))
+                self._give_up()
                 return False
+            return True
+        try:
+            sent = self.sock.send(data, 0, 0.0)  # timeout 0: never wait here
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.open = False
+            return False
+        if sent < len(data):
+            self._backlog = bytearray(data[sent:])
+            gevent.spawn(self._flush)
+        return True
+
+    def _flush(self) -> None:
+        while self._backlog:
+            data = bytes(self._backlog)
+            self._backlog.clear()
             try:
-                data = self.ws.send(event)
                 self.sock.sendall(data)
-                return True
-            except (OSError, LocalProtocolError):
+            except OSError:
                 self.open = False
-                return False
+                return
+        self._backlog = None
+
+    def _give_up(self) -> None:
+        self.open = False
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def send_text(self, text: str) -> bool:
         ok = self.send(TextMessage(data=text))
+        self.sent_messages += ok
+        return ok
+
+    def send_bytes(self, data: bytes) -> bool:
+        ok = self.send(BytesMessage(data=data))
         self.sent_messages += ok
         return ok
 
@@ -156,11 +159,10 @@ class FsSocket:
 
 
 class CallStream:
-    """The media of one call: FreeSWITCH's socket, the bot link and the playout."""
+    """The media of one call: FreeSWITCH's socket, the bot link and the downlink."""
 
-    def __init__(self, bridge: "MediaBridge", call_uuid: str, *, form: str = "files", rate: int = 8000,
-                 control: Control | None = None, owner: StreamOwner | None = None,
-                 files_chunk: float = 0.2, files_lead: float = 0.1) -> None:
+    def __init__(self, bridge: "MediaBridge", call_uuid: str, *, form: str = "stream", rate: int = 8000,
+                 control: Control | None = None, owner: StreamOwner | None = None) -> None:
         if form not in FORMS:
             raise ValueError(f"playback form {form!r}: expected one of {FORMS}")
         self.bridge = bridge
@@ -175,23 +177,19 @@ class CallStream:
         self.fs_metadata: str | None = None
         self.bot: BotLink | None = None
         self.closed = False
+        self._commands: Queue = Queue()
         if form == "stream":
-            self.playout = Playout(lead=0.0, chunk=codec.ULAW_FRAME_BYTES, realign=True)
+            self.downlink = StreamDownlink(lambda: self.fs)
         else:
-            self.playout = Playout(lead=files_lead, chunk=int(files_chunk * 8000))
+            self.downlink = FileDownlink(call_uuid, lambda: self.fs, self._commands.put)
         self.counters = {"caller_frames": 0, "bot_media": 0, "bot_marks": 0, "clears": 0, "issues": 0,
-                         "handed_messages": 0, "broadcasts": 0}
+                         "marks_refused": 0}
+        self._overflow_logged = False
         self._resample = codec.Resampler(rate, 8000) if rate != 8000 else None
         self._caller_buf = bytearray()
         self._prebot: deque[tuple[str, object]] = deque(maxlen=MAX_PREBOT_FRAMES)  # before the bot is up
-        self._wake = Flag()
-        self._generation = 0
-        self._chunks: deque[Chunk] = deque()  # sent, waiting for their ::play event
-        self._files: dict[str, Chunk] = {}  # file -> chunk, until PLAYBACK_STOP
         self.esl_events: Queue = Queue()
-        self._commands: Queue = Queue()
-        self._greenlets = [gevent.spawn(self._playout_loop), gevent.spawn(self._event_loop),
-                           gevent.spawn(self._command_loop)]
+        self._greenlets = [gevent.spawn(self._event_loop), gevent.spawn(self._command_loop)]
         # timing marks, for logs and the latency bench
         self.last_frame_to_bot: float | None = None
         self.first_frame_to_bot: dict[int, float] = {}
@@ -204,7 +202,7 @@ class CallStream:
     def attach_fs(self, fs: FsSocket) -> None:
         self.fs = fs
         self.fs_connected.set()
-        self._wake.set()
+        self._wake()
 
     def on_fs_text(self, text: str) -> None:
         if self.fs_metadata is None:
@@ -241,12 +239,9 @@ class CallStream:
         old = self.bot
         self.bot = link
         if old is not None:
-            self.playout.clear(time.monotonic(), cut=self.form == "files")
-            if self.form == "files":
-                self._generation += 1
-                self._commands.put(("break",))
+            self.downlink.clear(time.monotonic())  # the old bot's marks die with it
             old.close(stop=True)
-            self._wake.set()
+            self._wake()
         else:
             now = time.monotonic()
             while self._prebot:  # what the caller said (and pressed) while the bot was connecting
@@ -265,21 +260,24 @@ class CallStream:
         now = time.monotonic()
         if isinstance(event, Media):
             self.counters["bot_media"] += 1
-            self.playout.enqueue(event.payload, now)
-            self._wake.set()
+            taken = self.downlink.media(event.payload, now)
+            if taken < len(event.payload) and not self._overflow_logged:
+                self._overflow_logged = True
+                logger.warning("call %s < bot %s: more audio queued than the call may hold; the excess is dropped",
+                               self.call_uuid, link.label)
+                self._log({"event": "bot_audio_overflow", "dropped_bytes": len(event.payload) - taken})
+            self._wake()
         elif isinstance(event, Mark):
+            if self.downlink.pending_marks >= MAX_MARKS_IN_FLIGHT:
+                self._refuse_mark(link, event.name)
+                return
             self.counters["bot_marks"] += 1
-            self.playout.mark(event.name)
-            self._wake.set()
+            self._echo(self.downlink.mark(event.name))
+            self._wake()
         elif isinstance(event, Clear):
             self.counters["clears"] += 1
-            for name in self.playout.clear(now, cut=self.form == "files"):
-                link.mark_played(name)
-            if self.form == "files":
-                self._generation += 1
-                self._chunks.clear()
-                self._commands.put(("break",))
-            self._wake.set()
+            self._echo(self.downlink.clear(now))
+            self._wake()
         elif isinstance(event, Transcript):
             if self.owner is not None:
                 self.owner.transcript(self, event.role, event.text)
@@ -296,40 +294,33 @@ class CallStream:
             if self.owner is not None:
                 self.owner.bot_closed(self, link, event)
 
-    # -- the playout clock --------------------------------------------------------------
-    def _playout_loop(self) -> None:
-        while not self.closed:
-            if not self.fs_connected.is_set():
-                self._wake.clear()
-                self._wake.wait()  # nothing to hand over yet; bot audio waits in the queue
-                continue
-            try:
-                self._tick()
-            except Exception:
-                logger.exception("call %s: playout failed", self.call_uuid)
-            wakeup = self.playout.next_wakeup()
-            self._wake.clear()
-            if wakeup is None:
-                self._wake.wait()
-            else:
-                delay = wakeup - time.monotonic()
-                if delay > 0:
-                    self._wake.wait(delay)
+    def _refuse_mark(self, link: BotLink, name: str) -> None:
+        """Over ``MAX_MARKS_IN_FLIGHT``: the mark is skipped (never echoed), logged once."""
+        self.counters["marks_refused"] += 1
+        if self.counters["marks_refused"] == 1:
+            logger.warning("call %s < bot %s: more than %d marks waiting for their audio; further marks are "
+                           "skipped and not echoed", self.call_uuid, link.label, MAX_MARKS_IN_FLIGHT)
+            self._log({"event": "bot_marks_over_limit", "limit": MAX_MARKS_IN_FLIGHT, "mark": name[:120]})
 
-    def _tick(self) -> None:
-        now = time.monotonic()
-        due = self.playout.poll(now)
-        if due.audio and self.fs is not None:
-            pcm = codec.ulaw_to_l16(due.audio)
-            if self.form == "stream":
-                self.fs.send_text(stream_audio_message(pcm))
-            else:
-                self._chunks.append(Chunk(self._generation, due.start, len(due.audio) / 8000))
-                self.fs.send_text(stream_audio_message(wav_bytes(pcm), data_type="wav"))
-            self.counters["handed_messages"] += 1
-        if due.marks and self.bot is not None:
-            for name in due.marks:
+    def _echo(self, marks: list[str]) -> None:
+        if marks and self.bot is not None:
+            for name in marks:
                 self.bot.mark_played(name)
+
+    # -- the playout, on the bridge's clock ----------------------------------------------
+    def _wake(self) -> None:
+        if not self.closed:
+            self.bridge.clock.soon(self)
+
+    def run(self, now: float) -> float | None:
+        """The clock's turn: hand over what is due; returns when to run again."""
+        if self.closed or not self.fs_connected.is_set():
+            return None  # nothing to hand over yet; bot audio waits in the queue
+        try:
+            self._echo(self.downlink.tick(now))
+        except Exception:
+            logger.exception("call %s: playout failed", self.call_uuid)
+        return self.downlink.next_wakeup()
 
     # -- ESL events of this call (routed here by the controller's event hook) -------------
     def on_esl_event(self, event) -> None:
@@ -353,37 +344,19 @@ class CallStream:
                     self.bot.send_dtmf(digit)
                 else:
                     self._prebot.append(("dtmf", digit))
-        elif name == "CUSTOM":
+            return
+        if name == "CUSTOM":
             subclass = event.subclass or ""
-            if subclass == "mod_audio_stream::play":
-                self._play_event(event.body or "")
-            elif subclass == "mod_audio_stream::error":
+            if subclass == "mod_audio_stream::error":
                 if self.owner is not None:
                     self.owner.fs_failed(self, f"mod_audio_stream error: {(event.body or '')[:200]}")
             elif subclass == "mod_audio_stream::disconnect":
                 self._log({"event": "fs_disconnect", "body": (event.body or "")[:200]})
-            elif subclass == "mod_audio_stream::json":
+            elif subclass == "mod_audio_stream::json" and event.body != CLEAR_AUDIO:
                 self._log({"event": "fs_json", "body": (event.body or "")[:200]})
-        elif name == "PLAYBACK_START":
-            chunk = self._files.get(event.get("Playback-File-Path") or "")
-            if chunk is not None and chunk.generation == self._generation:
-                started = _fired_at(event)
-                self.playout.shift(started - chunk.start, after=chunk.start)
-                self._wake.set()
-        elif name == "PLAYBACK_STOP":
-            self._files.pop(event.get("Playback-File-Path") or "", None)
-
-    def _play_event(self, body: str) -> None:
-        try:
-            path = json.loads(body)["file"]
-        except (ValueError, KeyError, TypeError):
-            self._log({"event": "fs_play_unreadable", "body": body[:200]})
-            return
-        chunk = self._chunks.popleft() if self._chunks else None
-        if chunk is None or chunk.generation != self._generation:
-            return  # cleared before FreeSWITCH reported it
-        self._files[path] = chunk
-        self._commands.put(("broadcast", path))
+        if name in DOWNLINK_EVENTS:
+            self._echo(self.downlink.esl_event(event))
+            self._wake()
 
     def _command_loop(self) -> None:
         while not self.closed:
@@ -391,20 +364,24 @@ class CallStream:
             if self.control is None:
                 continue
             try:
-                if command[0] == "broadcast":
-                    self.counters["broadcasts"] += 1
-                    self.control.broadcast(self.call_uuid, command[1])
+                if command[0] == "play":
+                    self.control.play(self.call_uuid, command[1])
                 elif command[0] == "break":
                     self.control.break_playback(self.call_uuid)
             except Exception as exc:  # the call may be gone: not this stream's problem
                 logger.info("call %s: %s failed: %s", self.call_uuid, command[0], exc)
 
     # -- end ------------------------------------------------------------------------------
+    def idle(self) -> bool:
+        """Everything the bot sent has been played (or there was nothing)."""
+        return self.downlink.idle(time.monotonic())
+
     def close(self, *, stop_bot: bool = True) -> None:
         if self.closed:
             return
         self.closed = True
         self.bridge.streams.pop(self.call_uuid, None)
+        self.bridge.clock.forget(self)
         if self.bot is not None:
             self.bot.close(stop=stop_bot)
         if self.fs is not None:
@@ -415,8 +392,7 @@ class CallStream:
                 greenlet.kill(block=False)
 
     def stats(self) -> dict:
-        return {**self.counters, "queued_bytes": self.playout.queued_bytes,
-                "dropped_bytes": self.playout.dropped_bytes}
+        return {"playback": self.form, **self.counters, **self.downlink.stats()}
 
     def _log(self, detail: dict) -> None:
         if self.owner is not None:
@@ -432,6 +408,7 @@ class MediaBridge:
         self.port: int | None = None
         self.public_url = public_url
         self.streams: dict[str, CallStream] = {}
+        self.clock = Clock()  # every stream's playout
         self._server: StreamServer | None = None
 
     def start(self) -> int:
@@ -444,6 +421,7 @@ class MediaBridge:
     def stop(self) -> None:
         for stream in list(self.streams.values()):
             stream.close()
+        self.clock.stop()
         if self._server is not None:
             self._server.stop(timeout=1)
             self._server = None
@@ -496,6 +474,7 @@ class MediaBridge:
             stream.attach_fs(fs)
             text_parts: list[str] = []
             byte_parts: list[bytes] = []
+            handled = 0
             while True:
                 try:
                     data = sock.recv(65536)
@@ -503,6 +482,9 @@ class MediaBridge:
                     data = b""
                 ws.receive_data(data or None)
                 for event in ws.events():
+                    handled += 1
+                    if handled % YIELD_EVERY == 0:
+                        gevent.sleep(YIELD_SECONDS)  # a backlog of frames must not hold up the other calls
                     if isinstance(event, BytesMessage):
                         byte_parts.append(bytes(event.data))
                         if event.message_finished:

@@ -1,4 +1,4 @@
-"""G.711 mu-law <-> 16-bit linear PCM, and 8 kHz <-> 16 kHz resampling.
+"""G.711 mu-law <-> 16-bit linear PCM, and 8 kHz <-> 16 kHz resampling (libsoxr).
 
 Table-driven with numpy (``audioop`` left the standard library in 3.13): decoding is one
 256-entry lookup, encoding one 65,536-entry lookup indexed by the sample's bit pattern,
@@ -15,6 +15,7 @@ and returns little-endian ``bytes``.
 from __future__ import annotations
 
 import numpy as np
+import soxr
 
 RATE = 8000
 FRAME_SECONDS = 0.020
@@ -64,51 +65,46 @@ def l16_to_ulaw(data: bytes) -> bytes:
     return L16_TO_ULAW[np.frombuffer(data, dtype="<u2", count=usable // 2)].tobytes()
 
 
-def _lowpass(taps: int, cutoff: float) -> np.ndarray:
-    """Windowed-sinc low-pass FIR; ``cutoff`` as a fraction of the sample rate."""
-    n = np.arange(taps) - (taps - 1) / 2
-    h = 2 * cutoff * np.sinc(2 * cutoff * n) * np.blackman(taps)
-    return h / h.sum()
-
-
-# 3.6 kHz at 16 kHz: below the 4 kHz Nyquist of 8 kHz with room for the transition band.
-_HALF_BAND = _lowpass(31, 3600 / 16000)
-
-
 class Resampler:
-    """Streaming 2:1 / 1:2 resampler between 8 and 16 kHz mono L16.
+    """Streaming resampler between 8 and 16 kHz mono L16 (libsoxr, ``soxr.ResampleStream``).
 
-    Keeps the filter history between calls, so a stream cut in 20 ms frames comes out
-    the same as if it were resampled in one piece (no clicks at frame edges)."""
+    Each call returns exactly as many samples as its input holds at the output rate (one
+    20 ms frame in, one 20 ms frame out), and a stream cut in pieces comes out the same
+    as in one piece (no clicks at frame edges).  soxr's streaming engine (its variable-rate
+    one, the one that answers every call instead of in bursts of 100 ms and more) holds
+    back a few milliseconds of output to filter with; what it owes at the start is paid
+    in silence, once, so the audio is delayed by that much (15 ms from 16 to 8 kHz,
+    30 ms from 8 to 16 kHz with python-soxr 1.1; bench/codec_latency.py measures it)."""
 
     def __init__(self, src_rate: int, dst_rate: int) -> None:
         if (src_rate, dst_rate) not in ((8000, 16000), (16000, 8000), (8000, 8000), (16000, 16000)):
             raise ValueError(f"cannot resample {src_rate} Hz to {dst_rate} Hz (8000 and 16000 only)")
         self.src_rate = src_rate
         self.dst_rate = dst_rate
-        self._history = np.zeros(len(_HALF_BAND) - 1)
-        self._consumed = 0  # input samples seen, for the decimation phase
+        # float32, not int16: soxr dithers int16 output, so the same input cut otherwise
+        # would not come out the same.
+        self._stream = (soxr.ResampleStream(src_rate, dst_rate, 1, dtype="float32", vr=True)
+                        if src_rate != dst_rate else None)
+        self._consumed = 0  # input samples seen
+        self._emitted = 0  # output samples returned
+        self._pending = np.zeros(0, dtype=np.float32)  # produced by soxr, not returned yet
 
     def process(self, pcm: bytes) -> bytes:
-        if self.src_rate == self.dst_rate:
+        if self._stream is None:
             return pcm
-        x = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float64)
-        if self.dst_rate > self.src_rate:
-            stuffed = np.zeros(2 * len(x))
-            stuffed[::2] = x
-            buf = np.concatenate((self._history, stuffed))
-            y = np.convolve(buf, 2 * _HALF_BAND, mode="valid")
-        else:
-            buf = np.concatenate((self._history, x))
-            full = np.convolve(buf, _HALF_BAND, mode="valid")
-            y = full[self._consumed % 2::2]
-            self._consumed += len(x)
-        self._history = buf[len(buf) - len(self._history):]
-        return np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
+        x = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float32)
+        self._consumed += len(x)
+        due = self._consumed * self.dst_rate // self.src_rate - self._emitted
+        ready = np.concatenate((self._pending, self._stream.resample_chunk(x)))
+        if len(ready) < due:  # what soxr still holds back: silence in its place
+            ready = np.concatenate((np.zeros(due - len(ready), dtype=np.float32), ready))
+        self._pending = ready[due:]
+        self._emitted += due
+        return np.clip(np.rint(ready[:due]), -32768, 32767).astype("<i2").tobytes()
 
 
 def resample(pcm: bytes, src_rate: int, dst_rate: int) -> bytes:
-    """One-shot resampling of a whole buffer."""
+    """One-shot resampling of a whole buffer: :class:`Resampler` fed it in one piece."""
     return Resampler(src_rate, dst_rate).process(pcm)
 
 

@@ -1,30 +1,35 @@
-"""The playout queue and clock for a bot's audio, without IO.
+"""The stream form's playout clock for a bot's audio, without IO.
 
-The bot sends audio ahead of real time, in chunks of any size, with ``mark``s between
-them and ``clear`` to barge in.  FreeSWITCH must get that audio at the pace it plays,
-because whatever FreeSWITCH already holds can no longer be cleared, and a mark must be
-echoed when the audio before it has *played* (media-protocols.md §1.3, §1.4, §6).  So the
-bridge keeps the audio here and hands it over on a clock:
+In the ``stream`` form a bidirectional mod_audio_stream build keeps a buffer per call and
+writes from it into the call every 20 ms (write-replace), and ``{"type":"clearAudio"}``
+empties it at the next frame (research/downlink.md §2).  The module has no marks, so the
+bridge keeps its own clock of what that buffer holds and echoes a mark when the audio
+before it has played (media-protocols.md §1.3, §1.4).  Audio is kept here, not in the
+module, beyond a short lead, so that the bridge's clock stays exact and a queue can be
+bounded and inspected; ``clear`` empties both (the bridge sends ``clearAudio``).
 
-* positions are counted in mu-law bytes (8 per ms) from the start of a *talk spurt*;
-  byte ``p`` plays at ``origin + p / 8000``, computed from the origin every time, never
-  accumulated, so the clock does not drift (aiortc's ``start + timestamp / rate`` rule);
-* a spurt starts when audio arrives and nothing is playing (at ``max(now, end of the
-  audio already handed)``) and ends when the queue runs dry;
-* ``poll(now)`` hands over what is due: everything whose play time is within ``lead``
-  seconds, ``chunk`` bytes at a time at most.  The *stream* form uses ``lead=0``,
-  ``chunk=160``: one 20 ms frame at the moment it plays, so ``clear`` silences the call
-  within one frame.  The *files* form hands bigger chunks some time ahead (FreeSWITCH
-  needs time to write the file, fire the event and start ``uuid_broadcast``);
-* a mark becomes due when the audio before it has played (its position's play time);
-  a mark with nothing before it is due at once; ``clear()`` drops the queued audio and
-  returns every pending mark, in order (Twilio echoes them all on clear);
-* ``shift()`` re-anchors the clock when FreeSWITCH reports that a chunk started later (or
-  earlier) than planned (the files form watches PLAYBACK_START);
-* with ``realign`` (the stream form) a poll that comes more than a chunk late re-anchors
-  the clock at ``now`` instead of handing the overdue audio in a burst: FreeSWITCH played
-  silence while we were held up, and a burst would sit in its buffer out of reach of
-  ``clear``.
+* Positions are counted in mu-law bytes (8 per ms) from the start of a *talk spurt*: byte
+  ``p`` plays at ``origin + p / 8000``, computed from the origin every time, never
+  accumulated, so the clock does not drift.
+* A spurt starts when audio arrives and the module's buffer has run dry.  It is handed
+  over once ``cushion`` seconds of it are queued (or it has waited that long), so the
+  module starts with a little in hand and a bot frame that comes a few milliseconds late
+  does not leave a hole.  That cushion is the latency the bridge adds.
+* ``poll(now)`` hands over the audio due within ``lead`` seconds; ``next_wakeup`` asks to
+  be polled again when ``refill`` of that lead has played, so a burst is handed in pieces
+  of ``refill`` rather than a frame per wakeup.
+* If the bridge was held up and the module's buffer ran dry (a poll finds audio that
+  should already be playing), the clock is re-anchored at ``now``: the caller heard
+  silence meanwhile, and everything after plays that much later.  That slip is a *debt*:
+  it is paid back by skipping silent frames of the same spurt (a real-time bot sends
+  silence between sentences), so a stall does not raise the call's latency for good.
+* A mark becomes due ``mark_delay`` after the audio before it has played (the module
+  starts a buffer at its next 20 ms frame, so up to one frame after we hand it over); a
+  mark with nothing before it is due at once.  ``clear()`` drops the queued audio, cuts
+  what was handed, and returns every pending mark in order (Twilio echoes them all).
+* At most ``max_queued`` bytes wait here (``enqueue`` returns what it took; the rest is
+  dropped and counted in ``dropped_bytes``): a bot cannot make a call hold an hour of
+  audio.
 
 Times are plain floats from the caller's monotonic clock; nothing here sleeps.
 """
@@ -35,6 +40,16 @@ from collections import deque
 from dataclasses import dataclass, field
 
 BYTES_PER_SECOND = 8000  # mu-law, 8 kHz
+FRAME_BYTES = 160  # 20 ms
+MAX_QUEUED_SECONDS = 60.0
+
+#: mu-law codes whose magnitude is at most 120 of 32,124 (about -48 dBFS): exponent 0.
+_QUIET_CODES = bytes(code for code in range(256) if code & 0x70 == 0x70)
+
+
+def is_silent(ulaw: bytes) -> bool:
+    """Whether every sample of ``ulaw`` is near zero."""
+    return not ulaw.translate(None, _QUIET_CODES)
 
 
 @dataclass(slots=True)
@@ -48,57 +63,69 @@ class Due:
 
 
 class Playout:
-    def __init__(self, *, lead: float = 0.0, chunk: int = 160, rate: int = BYTES_PER_SECOND,
-                 realign: bool = False) -> None:
-        if chunk <= 0:
-            raise ValueError("chunk must be positive")
+    def __init__(self, *, lead: float = 0.1, refill: float = 0.04, cushion: float = 0.02,
+                 mark_delay: float = 0.02, rate: int = BYTES_PER_SECOND, frame: int = FRAME_BYTES,
+                 max_queued: int = int(MAX_QUEUED_SECONDS * BYTES_PER_SECOND)) -> None:
+        if frame <= 0 or not 0 < refill <= lead:
+            raise ValueError("need frame > 0 and 0 < refill <= lead")
         self.lead = lead
-        self.chunk = chunk
-        self.realign = realign
+        self.refill = refill
+        self.cushion = cushion
+        self.mark_delay = mark_delay
         self.rate = rate
+        self.frame = frame
+        self.max_queued = max_queued
         self._queue: deque[bytes | str] = deque()  # audio (bytes) and marks (str), in order
         self._queued_bytes = 0
         self._scheduled: deque[tuple[float, str]] = deque()  # (due, name): audio before it handed
+        self._marks = 0  # marks queued or scheduled, not yet returned
         self._active = False
+        self._waiting_since = 0.0  # when the first audio of a spurt not yet started arrived
         self._origin = 0.0
         self._pos = 0  # bytes handed in this spurt
         self._end = float("-inf")  # when the last handed audio stops playing
+        self._debt = 0.0  # seconds this spurt slipped because we were held up
         self.handed_bytes = 0  # totals, for counters
         self.dropped_bytes = 0
+        self.skipped_bytes = 0  # silence skipped to pay back a stall
+        self.stalls = 0
 
     # -- input ----------------------------------------------------------------------------
-    def enqueue(self, audio: bytes, now: float) -> None:
+    def enqueue(self, audio: bytes, now: float) -> int:
+        """Queue ``audio``; returns how many bytes were taken (the rest is over the bound)."""
         if not audio:
-            return
-        if self._active and not self._queued_bytes and self._next_start() < now:
-            self._active = False  # the queue ran dry and the clock passed: a new spurt
+            return 0
+        room = self.max_queued - self._queued_bytes
+        if room < len(audio):
+            self.dropped_bytes += len(audio) - max(room, 0)
+            audio = audio[:max(room, 0)]
+            if not audio:
+                return 0
+        if self._active and not self._queued_bytes and self._end < now:
+            self._active = False  # the module's buffer ran dry: the next audio is a new spurt
+        if not self._active and not self._queued_bytes:
+            self._waiting_since = now
         self._queue.append(bytes(audio))
         self._queued_bytes += len(audio)
+        return len(audio)
 
     def mark(self, name: str) -> None:
         self._queue.append(name)
+        self._marks += 1
 
-    def clear(self, now: float, *, cut: bool = False) -> list[str]:
-        """Drop every queued byte; return every pending mark, oldest first.  ``cut``: the
-        audio already handed was stopped too (files form: ``uuid_break``)."""
+    def clear(self, now: float) -> list[str]:
+        """Drop every queued byte and stop what was handed; return every pending mark,
+        oldest first."""
         marks = [name for _, name in self._scheduled]
         marks += [item for item in self._queue if isinstance(item, str)]
         self.dropped_bytes += self._queued_bytes
         self._queue.clear()
         self._scheduled.clear()
+        self._marks = 0
         self._queued_bytes = 0
         self._active = False
-        if cut:
-            self._end = min(self._end, now)
+        self._end = min(self._end, now)
         return marks
-
-    def shift(self, delta: float, after: float) -> None:
-        """Move everything planned to play at or after ``after`` by ``delta`` seconds."""
-        if self._active:
-            self._origin += delta
-        if self._end >= after:
-            self._end += delta
-        self._scheduled = deque((due + delta if due >= after else due, name) for due, name in self._scheduled)
 
     # -- output ---------------------------------------------------------------------------
     def poll(self, now: float) -> Due:
@@ -108,39 +135,51 @@ class Playout:
             if not self._queued_bytes:
                 # only marks are left: each is due when what was handed has played
                 while self._queue:
-                    self._scheduled.append((max(now, self._end), self._queue.popleft()))
+                    self._schedule_mark(max(now, self._end), self._queue.popleft())
                 break
             if not self._active:
+                if self._queued_bytes < self.cushion * self.rate and now < self._waiting_since + self.cushion:
+                    break
                 self._active = True
                 self._origin = max(now, self._end)
                 self._pos = 0
+                self._debt = 0.0
             start = self._next_start()
             if start - self.lead > now:
                 break
-            if self.realign and now - start > self.chunk / self.rate:
-                # We were held up for more than a chunk: FreeSWITCH played silence
-                # meanwhile.  Re-anchor rather than burst, so it never holds more than
-                # one chunk (clear stays within one frame) and marks stay exact.
-                self.shift(now - start, after=start)
+            if start < now - self.frame / self.rate:
+                # Held up: the module's buffer ran dry and the caller heard silence.  Play
+                # on from now (no burst of overdue audio), and owe the slip.
+                self._origin += now - start
+                self._debt += now - start
+                self.stalls += 1
                 start = now
+            frame = self._take(self.frame)
+            if frame is None:
+                continue  # a silent frame skipped to pay back a stall
             if not parts:
                 due.start = start
-            parts.append(self._take(self.chunk))
+            parts.append(frame)
             if not self._queued_bytes:
                 self._flush_marks()
         if parts:
             due.audio = b"".join(parts)
         while self._scheduled and self._scheduled[0][0] <= now:
             due.marks.append(self._scheduled.popleft()[1])
+        self._marks -= len(due.marks)
         return due
 
     def next_wakeup(self) -> float | None:
         """When ``poll`` has something to do next (None: nothing until new input)."""
         times = []
         if self._queue:
-            if not self._active or not self._queued_bytes:
+            if not self._queued_bytes:
                 return float("-inf")
-            times.append(self._next_start() - self.lead)
+            if not self._active:
+                if self._queued_bytes >= self.cushion * self.rate:
+                    return float("-inf")
+                return self._waiting_since + self.cushion
+            times.append(self._next_start() - self.lead + self.refill)
         if self._scheduled:
             times.append(self._scheduled[0][0])
         return min(times) if times else None
@@ -157,7 +196,7 @@ class Playout:
 
     @property
     def pending_marks(self) -> int:
-        return len(self._scheduled) + sum(1 for item in self._queue if isinstance(item, str))
+        return self._marks
 
     def idle(self, now: float) -> bool:
         return not self._queue and not self._scheduled and self._end <= now
@@ -166,15 +205,19 @@ class Playout:
     def _next_start(self) -> float:
         return self._origin + self._pos / self.rate
 
-    def _take(self, limit: int) -> bytes:
+    def _schedule_mark(self, at: float, name: str) -> None:
+        self._scheduled.append((at + self.mark_delay, name))
+
+    def _take(self, limit: int) -> bytes | None:
         """Up to ``limit`` audio bytes from the queue's head, scheduling the marks met on
-        the way at the position they sit at."""
+        the way at the position they sit at.  None: the bytes were silence, skipped
+        to pay back the spurt's debt."""
         out = bytearray()
         while self._queue and len(out) < limit:
             item = self._queue[0]
             if isinstance(item, str):
                 self._queue.popleft()
-                self._scheduled.append((self._origin + (self._pos + len(out)) / self.rate, item))
+                self._schedule_mark(self._origin + (self._pos + len(out)) / self.rate, item)
                 continue
             need = limit - len(out)
             if len(item) <= need:
@@ -183,8 +226,13 @@ class Playout:
             else:
                 out += item[:need]
                 self._queue[0] = item[need:]
-        self._pos += len(out)
         self._queued_bytes -= len(out)
+        if self._debt > 1e-6 and is_silent(out):
+            seconds = len(out) / self.rate
+            self._debt = max(0.0, self._debt - seconds)
+            self.skipped_bytes += len(out)
+            return None
+        self._pos += len(out)
         self.handed_bytes += len(out)
         self._end = self._next_start()
         return bytes(out)
@@ -192,4 +240,4 @@ class Playout:
     def _flush_marks(self) -> None:
         """Marks right behind the last handed byte are due when it has played."""
         while self._queue and isinstance(self._queue[0], str):
-            self._scheduled.append((self._end, self._queue.popleft()))
+            self._schedule_mark(self._end, self._queue.popleft())

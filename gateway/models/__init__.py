@@ -5,7 +5,12 @@ Typical use::
     from gateway.models import connect, migrate, Call
     db = connect(settings.database_url)
     migrate(db)
+
+The closed sets of words the columns hold are ``gateway.domain``'s (some are exported
+here too, with the models that store them).
 """
+from gateway.domain import AGENT_DRIVERS, CALL_DIRECTIONS, CALL_STATUSES, CALL_SURFACES, END_REASONS
+
 from .accounts import (
     ACCOUNT_STATUSES,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
@@ -13,9 +18,9 @@ from .accounts import (
     Account,
     generate_webhook_secret,
 )
-from .agents import AGENT_DRIVERS, AGENT_TYPES, Agent, clean_agent_fields
+from .agents import AGENT_TYPES, Agent, clean_agent_fields
 from .billing import LEDGER_KINDS, CallRate, LedgerEntry
-from .calls import CALL_DIRECTIONS, CALL_STATUSES, CALL_SURFACES, END_REASONS, Call, CallEvent, RefusedCall
+from .calls import Call, CallEvent, RefusedCall
 from .db import BaseModel, connect, database, database_from_url
 from .fields import JSONTextField, MoneyField, UTCDateTimeField, utcnow
 from .keys import ApiKey

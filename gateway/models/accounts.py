@@ -5,7 +5,7 @@ import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from peewee import AutoField, BooleanField, CharField, IntegerField, TextField
+from peewee import SQL, AutoField, BooleanField, CharField, IntegerField, TextField
 
 from .db import BaseModel
 from .fields import EncryptedTextField, JSONTextField, MoneyField, UTCDateTimeField, utcnow
@@ -65,6 +65,9 @@ class Account(BaseModel):
     # rules and SIP domains, lists; None: the defaults (every E.164 number, no SIP URI).
     transfer_numbers = JSONTextField(null=True)
     transfer_sip_domains = JSONTextField(null=True)
+    # What a call whose transfer failed does once it is back (``transfer_policy``):
+    # ``bot`` goes back to its bot, ``hangup`` ends with the failure's cause.
+    on_transfer_failure = CharField(max_length=16, default="bot", constraints=[SQL("DEFAULT 'bot'")])
 
     class Meta:
         table_name = "accounts"

@@ -9,16 +9,17 @@ import re
 
 from peewee import AutoField, BooleanField, CharField, ForeignKeyField, TextField
 
+from gateway.domain import AGENT_DRIVERS
+
 from .accounts import Account
 from .db import BaseModel
 from .fields import UTCDateTimeField, utcnow
 from .validators import check_slug, check_socket_url
 
 AGENT_TYPES = ("inbound", "outbound")
-# websocket: our bot protocol to ``driver_ref``, a ws(s):// URL;
-# elevenlabs: ElevenLabs Conversational AI, ``driver_ref`` is the ElevenLabs agent id;
-# vapi: Vapi, ``driver_ref`` is the Vapi assistant id.
-AGENT_DRIVERS = ("websocket", "elevenlabs", "vapi")
+# Drivers (``gateway.domain.Driver``): websocket: our bot protocol to ``driver_ref``, a
+# ws(s):// URL; elevenlabs: ``driver_ref`` is the ElevenLabs agent id; vapi: the Vapi
+# assistant id.
 
 _LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*\Z")  # BCP 47-ish: en, ru, hi-IN
 _PROVIDER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")

@@ -6,12 +6,6 @@ from .agents import Agent
 from .db import BaseModel
 from .fields import JSONTextField, UTCDateTimeField, utcnow
 
-CALL_DIRECTIONS = ("outbound", "inbound")
-CALL_STATUSES = ("queued", "ringing", "in_progress", "completed", "missed", "failed")
-END_REASONS = ("completed", "no_answer", "busy", "rejected", "canceled", "failed")
-# Which API surface placed a call (None: inbound, or placed by a script or the CLI).
-CALL_SURFACES = ("api", "v1", "public", "voice")
-
 
 class Call(BaseModel):
     """One FreeSWITCH channel we placed or received.
@@ -54,7 +48,7 @@ class Call(BaseModel):
     transcript = JSONTextField(null=True)
     analysis = JSONTextField(null=True)  # e.g. {"summary": …, "classification": …}
     recording_url = TextField(null=True)
-    surface = CharField(max_length=16, null=True)  # one of CALL_SURFACES
+    surface = CharField(max_length=16, null=True)  # gateway.domain.Surface
     # Public calling API: the run (``public_runs.id``) the call belongs to, the digits of
     # its ``run_<n>`` unique id; and the client's own correlation key.
     campaign_id = IntegerField(null=True)

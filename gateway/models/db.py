@@ -7,13 +7,19 @@ makes that one connection per greenlet.
 """
 from __future__ import annotations
 
+import logging
+import time
 from contextlib import contextmanager
 from urllib.parse import urlparse
+
+import gevent
 
 from peewee import Database, DatabaseProxy, Model, SqliteDatabase
 from playhouse import db_url
 from playhouse.pool import PooledDatabase, PooledPostgresqlDatabase
 from psycogreen.gevent import patch_psycopg
+
+logger = logging.getLogger(__name__)
 
 database = DatabaseProxy()
 
@@ -101,10 +107,48 @@ def release_connection(db: Database | DatabaseProxy = database) -> None:
         bound.close()
 
 
-def close_database(db: Database) -> None:
+def held_connections(db: Database, grace: float = 0.0) -> int:
+    """How many of a pool's connections greenlets still hold once ``grace`` seconds are
+    over (0 at once for a database without a pool)."""
+    if not isinstance(db, PooledDatabase):
+        return 0
+    deadline = time.monotonic() + grace
+    while db._in_use and time.monotonic() < deadline:
+        gevent.sleep(0.01)
+    return len(db._in_use)
+
+
+def close_database(db: Database, grace: float = 1.0) -> None:
     """Close ``db`` for good, including every connection a pool keeps (call it once
-    nothing uses the database any more)."""
-    if isinstance(db, PooledDatabase):
-        db.close_all()
-    else:
+    nothing uses the database any more).
+
+    A pooled connection another greenlet still holds gets ``grace`` seconds to come back.
+    Then it is closed too, unless a query is running on it: closing a psycopg2 connection
+    that a suspended greenlet is executing on blocks the whole process on the
+    connection's lock, and nothing can interrupt that.  Such a one is logged and left to
+    the process's end (a leak, where the alternative is a hang)."""
+    if not isinstance(db, PooledDatabase):
         db.close()
+        return
+    if not db.is_closed():
+        db.close()  # this greenlet's own
+    held_connections(db, grace)
+    running = 0
+    for key, pooled in list(db._in_use.items()):
+        if _executing(pooled.connection):
+            running += 1
+            continue
+        del db._in_use[key]
+        db._close_raw(pooled.connection)
+    db.close_idle()
+    if running:
+        logger.error("database: %d pooled connection(s) still running a query for a greenlet at shutdown; "
+                     "left open", running)
+
+
+def _executing(connection) -> bool:
+    is_executing = getattr(connection, "isexecuting", None)
+    try:
+        return bool(is_executing()) if is_executing is not None else False
+    except Exception:  # a connection already closed
+        return False

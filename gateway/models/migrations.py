@@ -11,8 +11,9 @@ changes the schema with ``playhouse.migrate``::
         pw_migrate.migrate(
             migrator.add_column("calls", "recording_url", TextField(null=True)))
 
-A step that creates tables declares frozen copies of them, as step 1 does, and
-never uses the application models: those keep changing, and step 1 run on a
+A step that creates tables declares frozen copies of them on ``_frozen_base(db)``, as
+step 1 does (``_key_of`` stands for a table its foreign keys point to), and never uses
+the application models: those keep changing, and step 1 run on a
 fresh database must still create the tables as they were at version 1, or step
 2 would then add a column that already exists. ``tests/test_models.py`` checks
 that a migrated database matches the models.
@@ -33,6 +34,7 @@ from peewee import (
     DateField,
     DateTimeField,
     DecimalField,
+    Field,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -63,10 +65,24 @@ class SchemaVersion(BaseModel):
         table_name = "schema_version"
 
 
-def _create_initial_tables(db: Database) -> None:
+def _frozen_base(db: Database) -> type[Model]:
+    """The base of one step's frozen models, bound to ``db`` (never the application's)."""
     class Frozen(Model):
         class Meta:
             database = db
+
+    return Frozen
+
+
+def _key_of(base: type[Model], table: str, key: str = "id", field: Field | None = None) -> type[Model]:
+    """An existing table as a step's new foreign keys see it: its primary key ``key``
+    alone (an ``AutoField`` unless ``field`` is given)."""
+    meta = type("Meta", (), {"table_name": table})
+    return type(f"Key_{table}", (base,), {key: field or AutoField(), "Meta": meta})
+
+
+def _create_initial_tables(db: Database) -> None:
+    Frozen = _frozen_base(db)
 
     class Account(Frozen):
         id = AutoField()
@@ -163,9 +179,7 @@ def _add_keys_agents_numbers(db: Database) -> None:
         migrator.add_column("accounts", "vapi_api_key", TextField(null=True)),
     )
 
-    class Frozen(Model):
-        class Meta:
-            database = db
+    Frozen = _frozen_base(db)
 
     class Account(Frozen):
         id = AutoField()
@@ -232,15 +246,9 @@ def _add_call_agent_fields(db: Database) -> None:
     """What the agent-call surface (/v1) keeps on a call: the agent it was handed to, the
     contact's name, the transcript, the analysis and the recording; and which surface
     placed it. All nullable, so SQLite adds them in place."""
-    class Frozen(Model):
-        class Meta:
-            database = db
+    Frozen = _frozen_base(db)
 
-    class Agent(Frozen):
-        id = AutoField()
-
-        class Meta:
-            table_name = "agents"
+    Agent = _key_of(Frozen, "agents")
 
     migrator = pw_migrate.SchemaMigrator.from_database(db)
     pw_migrate.migrate(
@@ -258,21 +266,11 @@ def _add_call_agent_fields(db: Database) -> None:
 def _add_webhook_outbox(db: Database) -> None:
     """The webhook outbox (deliveries and their attempts), the accounts' webhook
     subscriptions, and the provider ids of calls (completion ingest)."""
-    class Frozen(Model):
-        class Meta:
-            database = db
+    Frozen = _frozen_base(db)
 
-    class Account(Frozen):
-        id = AutoField()
+    Account = _key_of(Frozen, "accounts")
 
-        class Meta:
-            table_name = "accounts"
-
-    class Call(Frozen):
-        uuid = CharField(max_length=36, primary_key=True)
-
-        class Meta:
-            table_name = "calls"
+    Call = _key_of(Frozen, "calls", "uuid", CharField(max_length=36, primary_key=True))
 
     class WebhookSubscription(Frozen):
         id = AutoField()
@@ -349,15 +347,9 @@ def _add_public_calling_api(db: Database) -> None:
     and the wallet's ledger; per-day call counts (the list's totals); each call's run and reference_id, with the indexes of the
     list's filters; an account's press-1 agent destination. New columns are nullable, so
     SQLite adds them in place."""
-    class Frozen(Model):
-        class Meta:
-            database = db
+    Frozen = _frozen_base(db)
 
-    class Account(Frozen):
-        id = AutoField()
-
-        class Meta:
-            table_name = "accounts"
+    Account = _key_of(Frozen, "accounts")
 
     migrator = pw_migrate.SchemaMigrator.from_database(db)
     pw_migrate.migrate(
@@ -508,15 +500,9 @@ def _add_public_calling_api(db: Database) -> None:
 
 def _add_refused_calls(db: Database) -> None:
     """Inbound calls refused without an answer (``RefusedCall``)."""
-    class Frozen(Model):
-        class Meta:
-            database = db
+    Frozen = _frozen_base(db)
 
-    class Account(Frozen):
-        id = AutoField()
-
-        class Meta:
-            table_name = "accounts"
+    Account = _key_of(Frozen, "accounts")
 
     class RefusedCall(Frozen):
         id = AutoField()
@@ -545,15 +531,9 @@ def _dead_webhook_deliveries(db: Database) -> None:
 
 def _add_otp_guesses(db: Database) -> None:
     """Wrong verification codes per number (``OtpGuess``), for the per-number guess cap."""
-    class Frozen(Model):
-        class Meta:
-            database = db
+    Frozen = _frozen_base(db)
 
-    class Account(Frozen):
-        id = AutoField()
-
-        class Meta:
-            table_name = "accounts"
+    Account = _key_of(Frozen, "accounts")
 
     class OtpGuess(Frozen):
         id = AutoField()
@@ -619,6 +599,46 @@ def _encrypt_account_secrets(db: Database) -> None:
     )
 
 
+def _add_on_transfer_failure(db: Database) -> None:
+    """``accounts.on_transfer_failure``: what a call whose transfer failed does when the
+    dialplan parks it again (``gateway.calls.transfer_policy``); every account so far goes
+    back to its bot, the default.  A NOT NULL column with a DEFAULT in one statement: the
+    nullable-then-NOT-NULL way rebuilds the table on SQLite, which ``calls`` rows forbid."""
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    pw_migrate.migrate(migrator.add_column(
+        "accounts", "on_transfer_failure", CharField(max_length=16, constraints=[SQL("DEFAULT 'bot'")]),
+        allow_not_null=True))
+
+
+def _add_rate_limit_buckets(db: Database) -> None:
+    """Every surface counts its requests in ``rate_limit_windows`` (``gateway.api.ratelimit``),
+    in the ``bucket`` its rate-limit policy names; the key is (account, bucket,
+    window_start). SQLite changes a primary key only by rebuilding the table, so the table
+    is made again: its rows are the counts of the current minute, which start afresh."""
+    class Frozen(Model):
+        class Meta:
+            database = db
+
+    class Account(Frozen):
+        id = AutoField()
+
+        class Meta:
+            table_name = "accounts"
+
+    class RateLimitWindow(Frozen):
+        account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
+        bucket = CharField(max_length=16)
+        window_start = IntegerField()
+        hits = IntegerField()
+
+        class Meta:
+            table_name = "rate_limit_windows"
+            primary_key = CompositeKey("account", "bucket", "window_start")
+
+    db.drop_tables([RateLimitWindow])
+    db.create_tables([RateLimitWindow])
+
+
 MIGRATIONS = [
     _create_initial_tables,
     _add_keys_agents_numbers,
@@ -631,6 +651,8 @@ MIGRATIONS = [
     _add_transfer_policy,
     _add_call_end_upper_bound,
     _encrypt_account_secrets,
+    _add_on_transfer_failure,
+    _add_rate_limit_buckets,
 ]
 
 

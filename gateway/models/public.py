@@ -1,6 +1,6 @@
 """What the public calling API (``/api/public/v1``) keeps: the account's audio library, its
 saved campaigns, the API runs that place calls, voice verification requests, call
-recordings and the per-account rate-limit windows.
+recordings, and the per-account rate-limit windows of every surface.
 
 ``PublicRun``     one call placed through the API (``POST /calls``, a campaign trigger);
                   its id is the digits of the call's ``run_<n>`` unique id, and the call's
@@ -11,11 +11,12 @@ recordings and the per-account rate-limit windows.
                   per-number guess cap counts these (``gateway.otp.service``).
 ``Recording``     the audio FreeSWITCH recorded for a call, as a file under the media
                   directory (``gateway.recordings``).
-``RateLimitWindow``  requests an account made in one fixed minute; shared by every
-                  server process through the database (``gateway.api.public.ratelimit``).
+``RateLimitWindow``  requests an account made to the surfaces of one bucket in one fixed
+                  minute; shared by every server process through the database
+                  (``gateway.api.ratelimit``).
 ``CallDayCount``  how many calls an account made on one settled UTC day, by direction
                   and status, so that ``GET /calls`` counts and seeks without scanning
-                  history (``gateway.api.public.rollups``); ``CallCountMark`` says up to
+                  history (``gateway.calls.day_counts``); ``CallCountMark`` says up to
                   which day an account's counts are rolled up.
 """
 from __future__ import annotations
@@ -158,16 +159,18 @@ class Recording(BaseModel):
 
 
 class RateLimitWindow(BaseModel):
-    """How many requests an account made in the minute starting at ``window_start``
-    (Unix seconds). Rows older than the current window are deleted as new ones start."""
+    """How many requests an account made to the surfaces of ``bucket`` in the minute
+    starting at ``window_start`` (Unix seconds). Rows older than the current window are
+    deleted as new ones start."""
 
     account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
+    bucket = CharField(max_length=16)
     window_start = IntegerField()
     hits = IntegerField(default=0)
 
     class Meta:
         table_name = "rate_limit_windows"
-        primary_key = CompositeKey("account", "window_start")
+        primary_key = CompositeKey("account", "bucket", "window_start")
 
 
 class CallDayCount(BaseModel):

@@ -61,11 +61,12 @@ from datetime import datetime, timedelta
 
 from peewee import JOIN, PostgresqlDatabase
 
+from gateway.calls.placement import PlacementFailed, originate, prepare
 from gateway.calls.scripts import SpeakCode
-from gateway.calls.states import FINAL
-from gateway.campaigns.runs import PlacementFailed, originate, prepare
+from gateway.domain import FINAL, Surface
 from gateway.models import Account, Call, OtpGuess, OtpRequest, database, utcnow
 from gateway.otp import codes
+from gateway.uuids import parse_uuid
 
 logger = logging.getLogger(__name__)
 
@@ -217,8 +218,8 @@ def send(controller, account: Account, request: SendRequest, speech: SpeechBook 
         return None  # not a run
 
     with _locked(account.id, request.to_number):  # the throttle's count and the new rows
-        call, node = prepare(controller, account, request.to_number, request.from_number, before=create,
-                             reference_id=request.reference_id)
+        call, node = prepare(controller, account, request.to_number, request.from_number,
+                             surface=Surface.PUBLIC.value, before=create, reference_id=request.reference_id)
     otp = created["otp"]
     try:
         originate(controller, call, node)  # after the commit: the controller updates the row
@@ -230,10 +231,7 @@ def send(controller, account: Account, request: SendRequest, speech: SpeechBook 
 
 
 def find(account_id: int, request_id: str) -> OtpRequest | None:
-    try:
-        canonical = str(uuidlib.UUID(request_id)) if isinstance(request_id, str) and len(request_id) <= 64 else None
-    except ValueError:
-        canonical = None
+    canonical = parse_uuid(request_id)
     if canonical is None:
         return None
     return OtpRequest.get_or_none((OtpRequest.id == canonical) & (OtpRequest.account == account_id))
@@ -356,7 +354,7 @@ def script_for(controller, call: Call, speech: SpeechBook = SPEECH) -> SpeakCode
     """The script of an answered verification call, or None if ``call`` is not one. If
     this process does not hold the call's code (placed elsewhere, or before a restart),
     the call is hung up and the request can only fail: the code exists nowhere else."""
-    if call.surface != "public" or call.campaign_id is not None:
+    if call.surface != Surface.PUBLIC or call.campaign_id is not None:
         return None
     otp = OtpRequest.get_or_none(OtpRequest.call_uuid == call.uuid)
     if otp is None:

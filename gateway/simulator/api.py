@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import xml.etree.ElementTree as ET
 import uuid as uuidlib
 
@@ -17,7 +18,7 @@ from gateway.esl.protocol import encode_json_event, encode_plain_event
 from . import audio_stream
 from .causes import str2cause
 from .channel import CALLING
-from .core import FS_VERSION, FS_VERSION_LONG, date_local, now_us
+from .core import FS_VERSION, FS_VERSION_LONG, atoi, date_local, now_us
 from .originate import originate_api, split_args
 
 NO_CHANNEL = "-ERR No such channel!\n"
@@ -43,6 +44,11 @@ def _session(sim, uuid: str):
     if ch is None or ch.hungup and ch.destroyed:
         return None
     return ch.session
+
+
+def _first_session(sim, args: str):
+    """The session the first argument names, or None."""
+    return _session(sim, args.split()[0] if args else "")
 
 
 # -- calls ----------------------------------------------------------------------------------
@@ -95,7 +101,7 @@ def uuid_transfer(sim, args):
 
 @command("uuid_exists")
 def uuid_exists(sim, args):
-    return "true" if _session(sim, args.split()[0] if args else "") else "false"
+    return "true" if _first_session(sim, args) else "false"
 
 
 @command("uuid_getvar")
@@ -138,27 +144,24 @@ def uuid_setvar_multi(sim, args):
     return "+OK\n"
 
 
-@command("uuid_answer")
-def uuid_answer(sim, args):
-    s = _session(sim, args.split()[0] if args else "")
-    if s is None:
-        return "-ERROR\n"
-    s.answer()
-    return "+OK\n"
+def _answering(method: str):
+    """``uuid_answer`` / ``uuid_pre_answer``: the session's ``answer`` / ``pre_answer``."""
+    def run(sim, args):
+        s = _first_session(sim, args)
+        if s is None:
+            return "-ERROR\n"
+        getattr(s, method)()
+        return "+OK\n"
+    return run
 
 
-@command("uuid_pre_answer")
-def uuid_pre_answer(sim, args):
-    s = _session(sim, args.split()[0] if args else "")
-    if s is None:
-        return "-ERROR\n"
-    s.pre_answer()
-    return "+OK\n"
+command("uuid_answer")(_answering("answer"))
+command("uuid_pre_answer")(_answering("pre_answer"))
 
 
 @command("uuid_park")
 def uuid_park(sim, args):
-    s = _session(sim, args.split()[0] if args else "")
+    s = _first_session(sim, args)
     if s is None:
         return NO_CHANNEL
     if s.in_app != "park":
@@ -184,6 +187,9 @@ def uuid_bridge(sim, args):
 
 @command("uuid_break")
 def uuid_break(sim, args):
+    """Stops the current playback now (the simulator cuts what the far end hears at this
+    instant; a real switch was silent 28-38 ms later, downlink.md §1); ``all`` also drops
+    the queued messages, so none of them is heard."""
     argv = args.split()
     if not argv:
         return "-USAGE: <uuid> [all]\n"
@@ -193,7 +199,7 @@ def uuid_break(sim, args):
     if len(argv) > 1 and argv[1].lower() == "all":
         s.messages.clear()
     if s.in_app not in (None, "park"):
-        s.break_requested = True
+        s.break_requested, s.break_at = True, time.monotonic()
         s.signal()
     return "+OK\n"
 
@@ -219,9 +225,15 @@ def uuid_broadcast(sim, args):
     return "+OK Message sent\n"
 
 
+#: switch_ivr_broadcast's lead frames: the session reads 5 frames before it executes the
+#: message, so each broadcast starts ~100-120 ms after it could have (downlink.md §2).
+LEAD_FRAMES = 5
+
+
 def _broadcast_message(sim, path: str) -> dict:
     """``switch_ivr_broadcast``: an execute message with event-lock and lead-frames; the
-    ``app::args`` and ``app!cause::args`` forms pick another application."""
+    ``app::args`` and ``app!cause::args`` forms pick another application.  ``arrived`` is
+    when the command came (the session's playback timing starts from it)."""
     app, arg, hangup_after = "playback", path, None
     if "::" in path:
         head, _, arg = path.partition("::")
@@ -231,8 +243,9 @@ def _broadcast_message(sim, path: str) -> dict:
             hangup_after = str2cause(cause or "normal_clearing")
     headers = sim.core.build_headers("COMMAND", ("switch_ivr_async.c", "switch_ivr_broadcast", 5731))
     headers += [("call-command", "execute"), ("execute-app-name", app), ("execute-app-arg", arg),
-                ("event-lock", "true"), ("lead-frames", "5")]
-    return {"command": "execute", "app": app, "arg": arg, "headers": headers, "hangup_after": hangup_after}
+                ("event-lock", "true"), ("lead-frames", str(LEAD_FRAMES))]
+    return {"command": "execute", "app": app, "arg": arg, "headers": headers, "hangup_after": hangup_after,
+            "arrived": time.monotonic(), "lead_frames": LEAD_FRAMES}
 
 
 @command("uuid_record")
@@ -349,7 +362,7 @@ def fsctl(sim, args):
         return f"-USAGE: {CTL_SYNTAX}\n"
     argv = split_args(args)
     sub = argv[0].lower()
-    value = _atoi(argv[1]) if len(argv) > 1 else 0
+    value = atoi(argv[1]) if len(argv) > 1 else 0
     t = sim.throttle
     if sub == "sps":
         if value > 0:
@@ -370,18 +383,6 @@ def fsctl(sim, args):
 def _int32(value: int) -> int:
     """An unsigned 32-bit value printed with ``%d``."""
     return value - (1 << 32) if value >= 1 << 31 else value
-
-
-def _atoi(text: str) -> int:
-    """C's ``atoi``: an optional sign and the leading digits; 0 when there are none."""
-    text = text.lstrip()
-    sign = -1 if text[:1] == "-" else 1
-    digits = ""
-    for ch in text[1:] if text[:1] in "+-" else text:
-        if not ch.isdigit():
-            break
-        digits += ch
-    return sign * int(digits) if digits else 0
 
 
 def uptime_text(us: int) -> str:

@@ -1,7 +1,9 @@
 """mod_audio_stream in the simulator: ``uuid_audio_stream`` opens a real WebSocket.
 
-Behaviour of amigniter/mod_audio_stream ec2a781 (research/freeswitch.md §4 and the
-fs-captures ``audio_stream_*``), which is what the gateway meets in production:
+Two builds (``module(sim).build``), with one interface (research/downlink.md §2):
+``bidirectional``, cloudfieldcz/mod_audio_stream_fork fa2e5d2d9f86b375947a73709a2520ba6307f629
+(the default for new installs), and ``community``, amigniter/mod_audio_stream ec2a781.
+What both do (research/freeswitch.md §4 and the fs-captures ``audio_stream_*``):
 
 * API replies: ``+OK Success``, ``-ERR Operation Failed`` (unknown uuid, bad URL or mix
   or rate, a second ``start``, any command on a channel without a stream, unknown
@@ -20,27 +22,31 @@ fs-captures ``audio_stream_*``), which is what the gateway meets in production:
 * a server close fires ``mod_audio_stream::disconnect`` with its code and reason (the
   bug stays attached, sending stops); ``stop`` or hangup closes with 1000 and fires
   nothing; ``stop`` deletes the stream's files; ``pause`` stops sending until ``resume``;
-* what the server sends back, by playback form (``module(sim).playback``):
+* what the server sends back: a ``streamAudio`` TEXT message is written to
+  ``<tmp>/<uuid>_<n>.tmp.<ext>`` and CUSTOM ``mod_audio_stream::play`` is fired with the
+  message's ``data`` minus ``audioData`` plus ``file`` (nothing plays it: that is the
+  controller's job); any other TEXT (or a ``streamAudio`` the module cannot use) is fired
+  as ``mod_audio_stream::json`` with the text as its body.
 
-  - ``files`` (the community edition, default): a ``streamAudio`` TEXT message is written
-    to ``<tmp>/<uuid>_<n>.tmp.<ext>`` and CUSTOM ``mod_audio_stream::play`` is fired with
-    the message's ``data`` minus ``audioData`` plus ``file``; any other TEXT (or a
-    ``streamAudio`` the module cannot use) is fired as ``mod_audio_stream::json``; BINARY
-    frames are ignored.  Nothing is played: that is the controller's job;
-  - ``stream`` (a bidirectional build such as voxcom-us/mod_audio_stream): ``streamAudio``
-    audio is played into the call in real time, recorded in ``channel.heard`` as
-    ``(play_time, pcm_8k)`` pairs (``time.monotonic()`` clock), so tests can see what the
-    caller heard and when.
+What only the bidirectional build does (downlink.md §2): BINARY frames are L16 LE mono at
+the stream's rate, any size, appended to a playout buffer of at most
+``PLAYOUT_BUFFER_BYTES`` (what arrives past it is dropped, ``AudioStream.dropped_bytes``:
+not documented there) and played into the call from the next 20 ms frame, but only on
+frames the channel writes (``playout.py``: parked with ``send_silence_when_idle``, or
+during a playback); ``channel.heard`` records what the caller hears.  TEXT
+``{"type":"clearAudio"}`` empties the buffer at the next frame, and is fired as
+``mod_audio_stream::json`` too.  ``stop`` drops the buffer the same way (assumed: the
+buffer goes with the media bug).  The community build ignores BINARY frames.
 
 Not modelled: permessage-deflate (websocket-client has none; ``STREAM_MESSAGE_DEFLATE`` is
-ignored), TLS options, ``mixed`` audio (sent as ``mono``), MEDIA_BUG_STOP at hangup.
+ignored), TLS options, ``mixed`` audio (sent as ``mono``), MEDIA_BUG_STOP at hangup,
+BINARY audio at rates other than 8 and 16 kHz (counted as dropped).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import logging
 import os
@@ -49,7 +55,6 @@ import socket
 import struct
 import tempfile
 import time
-import wave
 
 import gevent
 import websocket
@@ -70,6 +75,9 @@ BUG = [("Media-Bug-Function", "audio_stream"), ("Media-Bug-Target", "N/A")]
 _URI = re.compile(r"wss?://[A-Za-z0-9.-]+(:\d+)?([/?].*)?\Z")
 RAW_EXT = {8000: "r8", 16000: "r16", 24000: "r24", 32000: "r32", 48000: "r48", 64000: "r64"}
 FILE_TYPES = ("wav", "mp3", "ogg", "pcmu", "pcma")
+BUILDS = ("bidirectional", "community")
+#: The bidirectional fork's playout buffer, in bytes at the stream's rate (40 s at 8 kHz).
+PLAYOUT_BUFFER_BYTES = 640_000
 
 
 class AudioStreamModule:
@@ -77,7 +85,7 @@ class AudioStreamModule:
 
     def __init__(self, sim) -> None:
         self.sim = sim
-        self.playback = "files"  # or "stream"
+        self.build = "bidirectional"  # or "community" (BUILDS)
         self.connect_timeout = 1.0
         self.temp_dir = tempfile.gettempdir()
         self.streams: dict[str, AudioStream] = {}
@@ -181,13 +189,15 @@ class AudioStream:
         self.paused = False
         self.files: list[str] = []
         self.sent_frames = 0
-        self.play_until = 0.0
+        #: BINARY bytes received from the server, and (bidirectional) those past the buffer's size
+        self.received_bytes = 0
+        self.dropped_bytes = 0
+        self._resampler = codec.Resampler(16000, 8000) if rate == 16000 else None
+        self._odd = b""  # a frame's odd last byte, the first half of the next sample
         self._greenlets: list[gevent.Greenlet] = []
         buffer_ms = _int(ch.get_var("STREAM_BUFFER_SIZE"), 20)
         self.frames_per_message = max(1, buffer_ms // 20) if buffer_ms % 20 == 0 else 1
         self.heart_beat = _int(ch.get_var("STREAM_HEART_BEAT"), 0)
-        if not hasattr(ch, "heard"):
-            ch.heard = []
 
     def start(self) -> None:
         self._greenlets.append(gevent.spawn(self._run))
@@ -311,8 +321,10 @@ class AudioStream:
             if opcode == websocket.ABNF.OPCODE_TEXT:
                 self._text(frame.data.decode("utf-8", "replace"))
             elif opcode == websocket.ABNF.OPCODE_BINARY:
-                if self.mod.playback == "stream":
-                    self._play(bytes(frame.data), self.rate)
+                self.received_bytes += len(frame.data)
+                if self.mod.build == "bidirectional":
+                    self._buffer(bytes(frame.data))
+                self.sim._notify()
             elif opcode == websocket.ABNF.OPCODE_CLOSE:
                 data = frame.data or b""
                 code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
@@ -334,14 +346,13 @@ class AudioStream:
         except ValueError:
             msg = None
         if isinstance(msg, dict) and msg.get("type") == "streamAudio":
-            if self.mod.playback == "stream":
-                if self._stream_play(msg.get("data")):
-                    return
-            else:
-                body = self._write_file(msg.get("data"))
-                if body is not None:
-                    self._custom("mod_audio_stream::play", body)
-                    return
+            body = self._write_file(msg.get("data"))
+            if body is not None:
+                self._custom("mod_audio_stream::play", body)
+                return
+        if isinstance(msg, dict) and msg.get("type") == "clearAudio" and self.mod.build == "bidirectional":
+            self.ch.output.clear(time.monotonic())
+            self.sim._notify()
         self._custom("mod_audio_stream::json", text)
 
     def _write_file(self, data) -> str | None:
@@ -374,47 +385,38 @@ class AudioStream:
         body["file"] = path
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
-    def _stream_play(self, data) -> bool:
-        """Stream form: decode and play in real time."""
-        if not isinstance(data, dict) or not isinstance(data.get("audioData"), str):
-            return False
-        try:
-            raw = base64.b64decode(data["audioData"], validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        kind = data.get("audioDataType")
-        rate = data.get("sampleRate") if isinstance(data.get("sampleRate"), int) else 8000
-        if kind == "raw":
-            pcm = raw
-        elif kind == "wav":
-            try:
-                with wave.open(io.BytesIO(raw)) as wav:
-                    rate, pcm = wav.getframerate(), wav.readframes(wav.getnframes())
-            except (wave.Error, EOFError):
-                return False
-        elif kind == "pcmu":
-            pcm, rate = codec.ulaw_to_l16(raw), 8000
-        else:
-            return False
-        self._play(pcm, rate)
-        return True
-
-    def _play(self, pcm: bytes, rate: int) -> None:
-        if rate == 16000:
-            pcm = codec.resample(pcm, 16000, 8000)
-        elif rate != 8000:
-            return
+    def _buffer(self, data: bytes) -> None:
+        """Bidirectional build: BINARY audio into the playout buffer (module docstring)."""
         now = time.monotonic()
-        at = max(now, self.play_until)
-        self.play_until = at + len(pcm) / 16000
-        self.ch.heard.append((at, pcm))
-        self.sim._notify()
+        if self.rate not in (8000, 16000):
+            self.dropped_bytes += len(data)
+            return
+        data = self._odd + data
+        self._odd = data[len(data) - len(data) % 2:]
+        data = data[:len(data) - len(self._odd)]
+        bytes_per_sample = 2 * self.rate // 8000  # bytes at the stream's rate per 8 kHz sample
+        room = max(0, PLAYOUT_BUFFER_BYTES - self.ch.output.buffered_samples(now) * bytes_per_sample)
+        room -= room % bytes_per_sample
+        self.dropped_bytes += max(0, len(data) - room)
+        data = data[:room]
+        if not data:
+            return
+        self.ch.output.feed(now, self._resampler.process(data) if self._resampler else data)
+
+    @property
+    def unplayed_bytes(self) -> int:
+        """Buffered bytes (at the stream's rate) that no frame has played yet: all of them
+        on a channel that writes no frames."""
+        return self.ch.output.pending_samples * 2 * self.rate // 8000
 
     # -- ending ---------------------------------------------------------------------------
     def stop(self, text: str | None) -> None:
-        """API ``stop``: last text, close 1000, MEDIA_BUG_STOP, delete the files."""
+        """API ``stop``: last text, close 1000, MEDIA_BUG_STOP, delete the files (and the
+        bidirectional build's buffer)."""
         self.mod.forget(self)
         self.close_local(text)
+        if self.mod.build == "bidirectional":
+            self.ch.output.clear(time.monotonic())
         self.ch.fire("MEDIA_BUG_STOP", pre=BUG, calling=("switch_core_media_bug.c",
                                                          "switch_core_media_bug_destroy", 84))
 
@@ -484,5 +486,5 @@ def _repeat_samples(pcm: bytes, factor: int) -> bytes:
 
 
 def heard_pcm(ch) -> bytes:
-    """Everything the caller heard (stream form), joined."""
-    return b"".join(pcm for _, pcm in getattr(ch, "heard", []))
+    """Everything the channel's far end heard (``channel.heard``), joined."""
+    return b"".join(pcm for _, pcm in ch.heard)

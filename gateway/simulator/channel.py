@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from gateway.esl.protocol import Headers
 
 from .core import Calling, Core, now_us
+from .heard import FrameClock, Heard
+from .playout import ChannelOutput
 
 STATE_NUMBERS = {
     "CS_NEW": 0, "CS_INIT": 1, "CS_ROUTING": 2, "CS_SOFT_EXECUTE": 3, "CS_EXECUTE": 4,
@@ -165,7 +167,12 @@ class Codec:
 
 class Channel:
     """A live channel.  Tests read ``state``, ``variables``, ``played``, ``played_audio``,
-    ``spoken``, ``dtmf`` (digits received), ``recordings`` and ``events`` (names fired, in order)."""
+    ``spoken``, ``dtmf`` (digits received), ``recordings``, ``applications`` (what it ran),
+    ``events`` (names fired, in order) and ``heard`` (what the channel wrote toward its far
+    end, ``heard.Heard``).
+
+    ``frames`` is the channel's 20 ms frame clock, from the moment the channel was created
+    (a choice: the phase of a real channel's timer was not measured)."""
 
     def __init__(self, core: Core, uuid: str, name: str, direction: str, profile: CallerProfile,
                  endpoint: str = "sofia") -> None:
@@ -195,8 +202,12 @@ class Channel:
         self.spoken: list[str] = []
         self.dtmf: list[str] = []
         self.recordings: list[str] = []
+        self.applications: list[tuple[str, str]] = []  # (app, expanded data), one per CHANNEL_EXECUTE
         self.played_audio: list[bytes] = []  # PCM of the WAV files played (Simulator.keep_played_audio)
         self.sent_dtmf: list[str] = []
+        self.frames = FrameClock(time.monotonic())
+        self.heard = Heard()
+        self.output = ChannelOutput(self.heard, self.frames)
         # runtime bookkeeping
         self.destroyed = False
         self.last_app: tuple[str, str] | None = None
@@ -346,6 +357,8 @@ class Channel:
         self.answer_state = "early"
         self.profile.times.progress_media = now_us()
         self.fire("CHANNEL_PROGRESS_MEDIA")
+        if self.session is not None:
+            self.session.media_ready()
 
     def mark_answered(self) -> None:
         if self.answered:
@@ -353,6 +366,8 @@ class Channel:
         self.answer_state = "answered"
         self.profile.times.answered = now_us()
         self.fire("CHANNEL_ANSWER")
+        if self.session is not None:
+            self.session.media_ready()
 
     def flip_cid(self) -> None:
         """``switch_channel_flip_cid`` when an outbound leg is accepted: caller and callee
@@ -365,6 +380,3 @@ class Channel:
         self.set_var("channel_cid_flipped", "yes")
         self.hit_dialplan = True
         self.fire("CALL_UPDATE", pre=[("Direction", "RECV")])
-
-    def snapshot_row(self) -> dict[str, str]:
-        return {"uuid": self.uuid, "name": self.name, "state": self.running_state}

@@ -4,6 +4,7 @@
 
     simulator --listen 127.0.0.1:8021 --password ClueCon [--answer-delay MS] [--dialplan DIR]
               [--gateway NAME ...] [--heartbeat SECONDS] [--sps N] [--max-sessions N]
+              [--audio-stream-build {bidirectional,community}]
 
 and it runs until SIGINT/SIGTERM.
 """
@@ -17,6 +18,7 @@ import signal
 import gevent
 from gevent.event import Event
 
+from .audio_stream import BUILDS, module
 from .simulator import Simulator
 from .throttle import DEFAULT_MAX_SESSIONS, DEFAULT_SESSIONS_PER_SECOND
 
@@ -56,16 +58,28 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
                              f"N-1 new sessions can start (default {DEFAULT_SESSIONS_PER_SECOND})")
     parser.add_argument("--max-sessions", type=_at_least_one, default=DEFAULT_MAX_SESSIONS, metavar="N",
                         help=f"switch.conf.xml's max-sessions: sessions up at once (default {DEFAULT_MAX_SESSIONS})")
+    parser.add_argument("--audio-stream-build", choices=BUILDS, default=BUILDS[0],
+                        help="the mod_audio_stream build to behave as: bidirectional (cloudfieldcz fork, plays "
+                             "BINARY audio from the server) or community (amigniter, ignores it); default "
+                             f"{BUILDS[0]}")
     parser.set_defaults(func=run)
     return parser
 
 
-def run(args) -> int:
+def make_simulator(args) -> Simulator:
+    """The simulator the parsed arguments describe (not started)."""
     host, port = args.listen
     sim = Simulator(host=host, port=port, password=args.password, gateways=tuple(args.gateways or ("carrier",)),
                     dialplan_dir=args.dialplan, answer_delay=args.answer_delay / 1000.0,
                     heartbeat_interval=args.heartbeat, sessions_per_second=args.sps,
                     max_sessions=args.max_sessions)
+    module(sim).build = args.audio_stream_build
+    return sim
+
+
+def run(args) -> int:
+    host = args.listen[0]
+    sim = make_simulator(args)
     sim.start()
     logger.info("FreeSWITCH simulator listening on %s:%d", host, sim.port)
     print(f"FreeSWITCH simulator listening on {host}:{sim.port} (Core-UUID {sim.core.uuid})", flush=True)

@@ -26,6 +26,18 @@ def now_us() -> int:
     return int(time.time() * 1_000_000)
 
 
+def atoi(text: str) -> int:
+    """C's ``atoi``: an optional sign and the leading digits; 0 when there are none."""
+    text = text.lstrip()
+    sign = -1 if text[:1] == "-" else 1
+    digits = ""
+    for ch in text[1:] if text[:1] in "+-" else text:
+        if not ch.isdigit():
+            break
+        digits += ch
+    return sign * int(digits) if digits else 0
+
+
 def date_local(us: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(us // 1_000_000))
 

@@ -21,9 +21,11 @@ with those files, and nothing with sockets or threads:
 * :class:`Execution` runs those applications the way a channel does
   (``switch_core_state_machine.c``, ``mod_dptools.c``): ``set``/``export``/``unset`` and friends,
   ``answer``, ``ring_ready``, ``park``, ``hangup [cause]``, ``transfer`` (re-hunting, limited by
-  ``max_forwards`` like ``switch_ivr_session_transfer``), ``bridge`` (the caller reports its
-  outcome), ``playback`` and any other application (recorded and passed over). ``${var}`` is
-  expanded when an application runs, not when it is queued, as in FreeSWITCH.
+  ``max_forwards`` like ``switch_ivr_session_transfer``), ``bridge`` (it stops there, with the
+  dial string: what happens next, the B leg and ``continue_on_fail``, ``hangup_after_bridge``,
+  ``park_after_bridge``, is the running simulator's ``originate.bridge_leg``), ``playback``
+  and any other application (recorded and passed over). ``${var}`` is expanded when an
+  application runs, not when it is queued, as in FreeSWITCH.
 
 Not modelled (a :class:`DialplanError` says so when a dialplan uses it): time-of-day conditions,
 running API calls inside ``${…}``, asterisk-style ``_`` patterns, the ``exec``/``env-set``/``stun-set``
@@ -45,13 +47,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .causes import CAUSES
+from gateway.esl.values import switch_true
+
+from .causes import str2cause
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "BUILTIN_GLOBALS",
-    "HANGUP_CAUSES",
     "Action",
     "Dialplan",
     "DialplanError",
@@ -63,7 +66,6 @@ __all__ = [
     "API_DENIED",
     "find_vars_file",
     "SimulatorRouter",
-    "cause_name",
     "expand_variables",
     "load_dialplan",
     "load_vars",
@@ -105,10 +107,6 @@ BUILTIN_GLOBALS: dict[str, str] = {
     "core_uuid": "00000000-0000-0000-0000-000000000000",
 }
 
-#: Hangup cause names and their numbers: the simulator's one table (``causes.py``).
-HANGUP_CAUSES = CAUSES
-_CAUSE_BY_NUMBER = {number: name for name, number in HANGUP_CAUSES.items()}
-
 # Caller-profile fields a condition's ``field`` may name (``switch_caller.c``
 # ``switch_caller_get_field_by_name``); anything else reads as an empty string.
 PROFILE_FIELDS = frozenset({
@@ -144,34 +142,6 @@ _NO_OP_APPS = frozenset({"log", "info", "event", "eval", "stop", "sleep", "verbo
 _MAX_RECURSION = 100
 _ARRAY_PREFIX = "ARRAY::"
 _ARRAY_SEPARATOR = "|:"
-
-
-def _switch_true(value: str | None) -> bool:
-    """FreeSWITCH's ``switch_true``: yes/on/true/t/enabled/active/allow or a non-zero number."""
-    if value is None:
-        return False
-    text = value.strip().lower()
-    if text in ("yes", "on", "true", "t", "enabled", "active", "allow"):
-        return True
-    try:
-        return int(text) != 0
-    except ValueError:
-        return False
-
-
-def cause_name(cause: str | int | None) -> str:
-    """A hangup cause as FreeSWITCH's ``switch_channel_str2cause`` reads it, by name.
-
-    Case-insensitive names and numbers are accepted; empty or unknown ones are
-    ``NORMAL_CLEARING``, as FreeSWITCH silently makes them.
-    """
-    if cause is None:
-        return "NORMAL_CLEARING"
-    text = str(cause).strip()
-    if text.isdigit():
-        return _CAUSE_BY_NUMBER.get(int(text), "NORMAL_CLEARING")
-    upper = text.upper()
-    return upper if upper in HANGUP_CAUSES else "NORMAL_CLEARING"
 
 
 # --------------------------------------------------------------------------------------------
@@ -831,7 +801,7 @@ class Dialplan:
         if xcontext is not None:
             extensions = xcontext.findall("extension")
             start = 0
-            if _switch_true(channel.get("auto_hunt")):
+            if switch_true(channel.get("auto_hunt")):
                 for index, ext in enumerate(extensions):
                     if ext.get("name") == destination:
                         start = index
@@ -841,7 +811,7 @@ class Dialplan:
                 proceed = self._parse_exten(hunt, ext, name, 0)
                 if proceed:
                     matched.append(name)
-                if proceed and not _switch_true(ext.get("continue")):
+                if proceed and not switch_true(ext.get("continue")):
                     break
         return RouteResult(
             context=context,
@@ -868,7 +838,7 @@ class Dialplan:
                 return False
             exten_name = f"{exten_name}_recur_{recur}"
             if xexten.get("require-nested") is not None:
-                require_nested = _switch_true(xexten.get("require-nested"))
+                require_nested = switch_true(xexten.get("require-nested"))
         else:
             exten_name = xexten.get("name") or exten_name
 
@@ -903,7 +873,7 @@ class Dialplan:
                     application = xaction.get("application", "")
                     data = _data_of(xaction)
                     for _ in range(_loop_count(xaction)):
-                        if _switch_true(xaction.get("inline")):
+                        if switch_true(xaction.get("inline")):
                             hunt.run_inline(application, data, exten_name)
                         else:
                             hunt.queue(application, data, exten_name, anti=True)
@@ -920,7 +890,7 @@ class Dialplan:
                     if capture:
                         data = _substitute(match, data)
                     for _ in range(_loop_count(xaction)):
-                        if _switch_true(xaction.get("inline")):
+                        if switch_true(xaction.get("inline")):
                             hunt.run_inline(application, data, exten_name)
                         else:
                             hunt.queue(application, data, exten_name, anti=False)
@@ -1016,7 +986,7 @@ def _api_expansion_setting(document: ET.Element) -> bool:
         if configuration.get("name") == "switch.conf":
             for param in configuration.iter("param"):
                 if param.get("name", "").lower() == "api-expansion":
-                    return _switch_true(param.get("value"))
+                    return switch_true(param.get("value"))
     return True
 
 
@@ -1047,7 +1017,7 @@ class StopReason(enum.Enum):
 
     #: ``park``: the channel waits for the controller (``uuid_transfer``, ``uuid_kill``, …).
     PARK = "park"
-    #: ``bridge``: the caller places the B leg, then calls ``bridge_failed``/``bridge_ended``.
+    #: ``bridge``: the channel would place the B leg (the simulator's ``originate.bridge_leg``).
     BRIDGE = "bridge"
     #: The channel hung up (``hangup``, no route, last application, too many transfers).
     HANGUP = "hangup"
@@ -1157,7 +1127,7 @@ class Execution:
     def _execute(self, action: Action) -> Stop | None:
         channel = self.channel
         data = action.data
-        if not _switch_true(channel.get("app_disable_expand_variables")):
+        if not switch_true(channel.get("app_disable_expand_variables")):
             data = channel.expand(data)
         application = action.application
         self.steps.append(Step(application, data, self.context, action.extension))
@@ -1172,7 +1142,7 @@ class Execution:
         elif application == "park":
             return Stop(StopReason.PARK)
         elif application == "hangup":
-            return self._hangup(cause_name(data or None))
+            return self._hangup(str2cause(data or None))
         elif application == "transfer":
             args = data.split()
             if not args:
@@ -1221,7 +1191,7 @@ class Execution:
         self._route = True
         return None
 
-    # --- what the controller and the far end do ----------------------------------------------
+    # --- what the controller does ------------------------------------------------------------
 
     def transfer(self, destination: str, dialplan: str = "XML", context: str | None = None) -> Stop:
         """``uuid_transfer <uuid> <destination> [<dialplan> [<context>]]`` on this channel."""
@@ -1235,59 +1205,7 @@ class Execution:
     def kill(self, cause: str = "NORMAL_CLEARING") -> Stop:
         """``uuid_kill <uuid> [cause]``."""
         self._check_live()
-        return self._hangup(cause_name(cause))
-
-    def bridge_failed(self, cause: str) -> Stop:
-        """The bridge's B leg failed with ``cause`` (``USER_BUSY``, ``NO_ANSWER``, …).
-
-        As mod_dptools' bridge: ``originate_failed_cause`` and ``originate_disposition`` are set,
-        then ``continue_on_fail`` (true, or a list of cause names/numbers) decides between going
-        on with the next application and hanging up with the cause; without it, NO_ANSWER,
-        NO_USER_RESPONSE and ORIGINATOR_CANCEL go on and the rest hang up.
-        """
-        self._require_bridging()
-        name = cause_name(cause)
-        self.channel.set("originate_failed_cause", name)
-        self.channel.set("originate_disposition", name)
-        if self._continue_on_fail(name):
-            self.stop = None
-            return self.run()
-        return self._hangup(name)
-
-    def bridge_ended(self, peer_cause: str = "NORMAL_CLEARING") -> Stop:
-        """The B leg answered, talked and hung up with ``peer_cause``.
-
-        ``park_after_bridge`` parks, ``hangup_after_bridge`` hangs up with the peer's cause,
-        otherwise the next application runs.
-        """
-        self._require_bridging()
-        self.answered = True
-        channel = self.channel
-        if _switch_true(channel.get("park_after_bridge")):
-            self.stop = Stop(StopReason.PARK)
-            return self.stop
-        if channel.get("transfer_after_bridge"):
-            raise DialplanError("transfer_after_bridge is not modelled")
-        if _switch_true(channel.get("hangup_after_bridge")):
-            name = cause_name(peer_cause)
-            return self._hangup("NORMAL_CLEARING" if name == "NONE" else name)
-        self.stop = None
-        return self.run()
-
-    def _require_bridging(self) -> None:
-        if self.stop is None or self.stop.reason is not StopReason.BRIDGE:
-            raise DialplanError("the channel is not bridging")
-
-    def _continue_on_fail(self, cause: str) -> bool:
-        setting = self.channel.get("continue_on_fail")
-        if self.channel.get("failure_causes") or self.channel.get("transfer_on_fail"):
-            raise DialplanError("failure_causes/transfer_on_fail are not modelled")
-        if setting is None:
-            return cause in ("NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL")
-        if _switch_true(setting):
-            return True
-        number = str(HANGUP_CAUSES.get(cause, ""))
-        return any(item.strip().upper() in (cause, number) for item in setting.split(","))
+        return self._hangup(str2cause(cause))
 
 
 # --------------------------------------------------------------------------------------------

@@ -66,15 +66,15 @@ class SipDialog:
 def sofia_out_create(ch, dlg: SipDialog, dial_vars: list[tuple[str, str]], early_ok: bool,
                      gateway: str | None = None) -> list[tuple[str, str]]:
     codecs = dict(dial_vars).get("absolute_codec_string") or DEFAULT_CODECS
-    out = [
-        ("direction", "outbound"), ("is_outbound", "true"), ("uuid", ch.uuid), ("call_uuid", ch.uuid),
-        ("session_id", str(ch.session_id)), ("sip_local_network_addr", dlg.local_ip),
-        ("sip_profile_name", dlg.profile), ("video_media_flow", "disabled"), ("text_media_flow", "disabled"),
-        ("channel_name", ch.name),
-    ]
-    if gateway:
+    out = [("direction", "outbound"), ("is_outbound", "true"), ("uuid", ch.uuid), ("call_uuid", ch.uuid),
+           ("session_id", str(ch.session_id))]
+    if gateway:  # gateway_commands.real.json: right after session_id
         out.append(("sip_gateway_name", gateway))
-    out.append(("sip_destination_url", f"sip:{dlg.user}@{dlg.hostport}"))
+    out += [
+        ("sip_local_network_addr", dlg.local_ip), ("sip_profile_name", dlg.profile),
+        ("video_media_flow", "disabled"), ("text_media_flow", "disabled"), ("channel_name", ch.name),
+        ("sip_destination_url", f"sip:{dlg.user}@{dlg.hostport}"),
+    ]
     out += dial_vars
     out += [
         ("originate_early_media", "true" if early_ok else "false"), ("originate_endpoint", "sofia"),

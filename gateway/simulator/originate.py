@@ -38,6 +38,8 @@ import uuid as uuidlib
 import gevent
 from gevent.event import Event as GEvent
 
+from gateway.esl.values import switch_true
+
 from . import endpoints
 from .causes import sip_cause, str2cause
 from .channel import CallerProfile, Channel
@@ -176,10 +178,6 @@ class DialError(Exception):
         self.cause = cause
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("true", "yes", "on", "1", "enabled", "active", "allow")
-
-
 class Dialer:
     """Creates outbound legs for originate and bridge."""
 
@@ -200,7 +198,7 @@ class Dialer:
         if not timeout or timeout <= 0:
             timeout = 60
         early_ok = not (var_map.get("ignore_early_media") and var_map.get("ignore_early_media") != "false")
-        ring_ok = _truthy(var_map.get("return_ring_ready"))
+        ring_ok = switch_true(var_map.get("return_ring_ready"))
         wanted_uuid = var_map.get("origination_uuid")
         uuid = wanted_uuid if wanted_uuid and wanted_uuid not in sim.channels else str(uuidlib.uuid4())
 
@@ -392,7 +390,7 @@ class Dialer:
                 delay = TIMER_B
             gevent.sleep(delay)
             if not ch.hungup:
-                session.hangup(sip_cause(outcome.final or 503),
+                session.hangup(outcome.cause or sip_cause(outcome.final or 503),
                                pre_vars=endpoints.sofia_refused(dlg, outcome.final or 503, local=True))
             return
         if outcome.provisional == 180:
@@ -445,7 +443,7 @@ class Dialer:
                 if not ch.hungup:
                     session.hangup(outcome.hangup_cause, remote=True)
             return
-        session.hangup(sip_cause(outcome.final),
+        session.hangup(outcome.cause or sip_cause(outcome.final),
                        pre_vars=endpoints.sofia_refused(dlg, outcome.final, local=False))
 
 
@@ -478,11 +476,6 @@ def originate_api(sim, args: str) -> str:
     return f"+OK {session.channel.uuid}\n"
 
 
-def _switch_true(value: str | None) -> bool:
-    text = (value or "").strip().lower()
-    return text in ("yes", "on", "true", "t", "enabled", "active", "allow") or (text.isdigit() and int(text) != 0)
-
-
 def bridge_leg(session, arg: str) -> None:
     """The ``bridge`` application (one leg): CHANNEL_BRIDGE on the A leg when the B leg is
     accepted, CHANNEL_UNBRIDGE when either side hangs up.  As mod_dptools: a failed B leg
@@ -508,7 +501,7 @@ def bridge_leg(session, arg: str) -> None:
         else:
             from .causes import code
 
-            go_on = _switch_true(setting) or any(item.strip().upper() in (cause, str(code(cause)))
+            go_on = switch_true(setting) or any(item.strip().upper() in (cause, str(code(cause)))
                                                  for item in setting.split(","))
         if not go_on:
             session.hangup(cause)
@@ -544,7 +537,7 @@ def bridge_leg(session, arg: str) -> None:
         b_session.destroy()
     if a.hungup or session.transfer_target or session.park_requested:
         return
-    if _switch_true(a.get_var("park_after_bridge")):
+    if switch_true(a.get_var("park_after_bridge")):
         session.park_requested = True
-    elif _switch_true(a.get_var("hangup_after_bridge")):
+    elif switch_true(a.get_var("hangup_after_bridge")):
         session.hangup(peer_cause or "NORMAL_CLEARING")

@@ -40,7 +40,10 @@ class Outcome:
     (``None`` = only 100 Trying).  ``delay``: seconds from the INVITE to the final response
     (``None`` = the simulator's ``answer_delay``).  ``hangup_after``: seconds after the
     answer when the far end hangs up (``None`` = never).  ``local``: the failure is local
-    (no response at all: unreachable 503, timer B 408)."""
+    (no response at all: unreachable 503, timer B 408).  ``cause``: the hangup cause of a
+    refusal or local failure, instead of the one mod_sofia derives from ``final``: for a
+    test that needs a failure no SIP status names (``GATEWAY_DOWN``, ``USER_NOT_REGISTERED``)
+    or ``NO_ANSWER`` without waiting for the originate timeout."""
 
     final: int | None = 200
     provisional: int | None = 180
@@ -48,6 +51,7 @@ class Outcome:
     hangup_after: float | None = None
     local: bool = False
     hangup_cause: str = "NORMAL_CLEARING"
+    cause: str | None = None
 
     @property
     def answers(self) -> bool:

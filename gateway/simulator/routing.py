@@ -22,21 +22,13 @@ from __future__ import annotations
 import logging
 import time
 
+from gateway.esl.values import switch_true
+
 from .dialplan import PROFILE_FIELDS, expand_variables
 
 logger = logging.getLogger(__name__)
 
 App = tuple[str, str]
-
-
-def _switch_true(value: str | None) -> bool:
-    """FreeSWITCH's ``switch_true``: yes/on/true/t/enabled/active/allow or a non-zero number."""
-    if value is None:
-        return False
-    text = value.strip().lower()
-    if text in ("yes", "on", "true", "t", "enabled", "active", "allow"):
-        return True
-    return text.lstrip("+-").isdigit() and int(text) != 0
 
 
 def parse_inline(spec: str) -> list[App]:
@@ -95,7 +87,7 @@ class Router:
         ``${api args}`` / ``${api(args)}`` gives ``<API Execute Permission Denied>``
         (``api-expansion=false``, as the shipped ``switch.conf.xml`` sets); ``\\$``, ``\\\\``
         and ``\\'`` are unescaped. ``app_disable_expand_variables`` true leaves it alone."""
-        if _switch_true(ch.variables.get("app_disable_expand_variables")):
+        if switch_true(ch.variables.get("app_disable_expand_variables")):
             return text
         if self.dialplan is not None and hasattr(self.dialplan, "expand"):
             return self.dialplan.expand(ch, text)

@@ -17,12 +17,22 @@ Event orders follow the captures:
 * uuid_transfer of a parked call: CHANNEL_UNPARK -> CHANNEL_EXECUTE_COMPLETE(park) ->
   CHANNEL_STATE(CS_ROUTING) -> CHANNEL_STATE(CS_EXECUTE) -> the new extension
   (midcall_transfer_to_9196).
+
+Playback timing (research/downlink.md §2) runs on a nominal clock (``Session.clock``), not
+on when this greenlet happens to wake: a blocking wait that timed out ends at its deadline,
+one that a queued message ended ends when that message arrived (``_queue_message`` stamps
+it).  A playback starts on the first frame boundary at or after both the clock and, for a
+queued message, its arrival, so files queued ahead play back to back with no gap, and a
+long chain does not drift.  A message with lead frames (``uuid_broadcast``: 5) first lets
+that many frames go by, and its PLAYBACK_START comes ``BROADCAST_START_EVENT_DELAY`` after
+the command.  What a playback plays goes into ``channel.heard`` (``playout.py``).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 import uuid as uuidlib
 from collections import deque
@@ -33,12 +43,15 @@ from gevent.event import Event as GEvent
 from . import endpoints, logs, media
 from .causes import q850, refusal_response, str2cause
 from .channel import Channel, Codec
-from .core import date_local, now_us
+from .core import atoi, date_local, now_us
+from .heard import FRAME
 
 logger = logging.getLogger(__name__)
 
 PCMU = Codec("PCMU", 8000, 64000)
 L16 = Codec("L16", 8000, 128000)
+#: A real switch's PLAYBACK_START came ~200 ms after ``uuid_broadcast`` (downlink.md §2).
+BROADCAST_START_EVENT_DELAY = 0.2
 
 
 class Session:
@@ -70,6 +83,11 @@ class Session:
         self.in_app: str | None = None
         # switch_core_session_stack_count: 1 while queued messages run (switch_ivr_parse_all_events)
         self.depth = 0
+        self.clock = 0.0  # nominal time the session has reached (module docstring)
+        self.message: dict | None = None  # the queued message being executed
+        self.break_at = 0.0  # when uuid_break asked for the current playback to stop
+        self.parked = False
+        self.park_media_read = False  # this park read send_silence_when_idle already
 
     # -- signalling -----------------------------------------------------------------------
     def signal(self) -> None:
@@ -90,22 +108,29 @@ class Session:
             return "dtmf"
         return None
 
-    def wait(self, timeout: float | None = None, *, messages: bool = False, dtmf: bool = False,
-             until=None) -> str:
-        """Block the session until something happens; 'timeout' when nothing did, 'until'
-        when ``until()`` became true."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def wait(self, timeout: float | None = None, *, deadline: float | None = None, messages: bool = False,
+             dtmf: bool = False, until=None) -> str:
+        """Block the session until something happens; 'timeout' when nothing did by
+        ``deadline`` (``time.monotonic()``; or ``timeout`` seconds from now), 'until' when
+        ``until()`` became true.  Advances ``clock``."""
+        if deadline is None and timeout is not None:
+            deadline = time.monotonic() + timeout
         while True:
             self.wake.clear()
             why = self.reason(messages, dtmf)
+            if why is None and until is not None and until():
+                why = "until"
+            if why is None and deadline is not None and time.monotonic() >= deadline:
+                why = "timeout"
             if why:
+                if why == "timeout":
+                    self.clock = max(self.clock, deadline)
+                elif why == "message":
+                    self.clock = max(self.clock, self.messages[0]["arrived"])
+                else:
+                    self.clock = max(self.clock, time.monotonic())
                 return why
-            if until is not None and until():
-                return "until"
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return "timeout"
-            self.wake.wait(remaining)
+            self.wake.wait(None if deadline is None else deadline - time.monotonic())
 
     # -- the session greenlet ---------------------------------------------------------------
     def start(self, apps: list[tuple[str, str]] | None, *, route: tuple[str, str, str] | None = None,
@@ -186,6 +211,7 @@ class Session:
         tail = [("Application-UUID", app_uuid), ("Application-UUID-Name", app_uuid_name or "")]
         ch.current_app, ch.current_app_data = app, arg
         ch.last_app = (app, arg)
+        ch.applications.append((app, arg))
         self.sim.log(logs.execute_line(self.depth, ch.name, app, arg, ch.uuid))
         ch.fire("CHANNEL_EXECUTE", post=app_headers + tail)
         ch.set_var("current_application", app)
@@ -213,17 +239,24 @@ class Session:
         ch = self.channel
         command = msg.get("command", "execute")
         if command == "execute":
+            lead = msg.get("lead_frames", 0)
+            if lead:  # switch_ivr_parse_event reads the lead frames first
+                self.wait(deadline=ch.frames.next(max(self.clock, msg["arrived"])) + lead * FRAME)
             loops = msg.get("loops", 1)
             ch.set_var("current_loop", "1")
             ch.set_var("total_loops", str(loops))
             count = 0
-            while not ch.hungup and (loops < 0 or count < loops):
-                count += 1
-                if count > 1:
-                    ch.set_var("current_loop", str(count))
-                self.execute(msg["app"], msg.get("arg", ""), msg.get("event_uuid"), msg.get("event_uuid_name"))
-                if self.transfer_target or self.park_requested:
-                    break
+            previous, self.message = self.message, msg
+            try:
+                while not ch.hungup and (loops < 0 or count < loops):
+                    count += 1
+                    if count > 1:
+                        ch.set_var("current_loop", str(count))
+                    self.execute(msg["app"], msg.get("arg", ""), msg.get("event_uuid"), msg.get("event_uuid_name"))
+                    if self.transfer_target or self.park_requested:
+                        break
+            finally:
+                self.message = previous
         elif command == "hangup":
             self.hangup(str2cause(msg.get("cause")))
         ch.fire("PRIVATE_COMMAND", prefix=msg.get("headers", ()), body=msg.get("body"), extended=False)
@@ -237,25 +270,49 @@ class Session:
         """``switch_ivr_park``: CHANNEL_PARK, run queued messages, CHANNEL_UNPARK."""
         ch = self.channel
         ch.fire("CHANNEL_PARK")
-        while True:
-            why = self.wait(messages=True, dtmf=True)
-            if why == "message":
-                self.process_one()
-                continue
-            if why == "dtmf":
-                self.dtmf_queue.clear()
-                continue
-            if why == "break":
-                self.break_requested = False
-                continue
-            if why == "park":
-                self.park_requested = False
-                continue
-            break
+        self.clock = max(self.clock, time.monotonic())
+        self.parked, self.park_media_read = True, False
+        self.media_ready()
+        try:
+            while True:
+                why = self.wait(messages=True, dtmf=True)
+                if why == "message":
+                    self.process_one()
+                    continue
+                if why == "dtmf":
+                    self.dtmf_queue.clear()
+                    continue
+                if why == "break":
+                    self.break_requested = False
+                    continue
+                if why == "park":
+                    self.park_requested = False
+                    continue
+                break
+        finally:
+            self.parked = False
+            ch.output.unpark()
         ch.fire("CHANNEL_UNPARK")
 
+    def media_ready(self) -> None:
+        """The park loop reads ``send_silence_when_idle`` once, when the channel's media is
+        ready: at park if it is answered or pre-answered, else when that happens while
+        parked.  A non-zero value (``atoi``: ``-1`` yes, ``true`` no) makes it write silence
+        frames, on which a write-replace module's audio plays (downlink.md §2)."""
+        ch = self.channel
+        if not self.parked or self.park_media_read or not (ch.answered or ch.profile.times.progress_media):
+            return
+        self.park_media_read = True
+        ch.output.park(atoi(ch.get_var("send_silence_when_idle") or "") != 0, time.monotonic())
+
     def play(self, path: str) -> str:
-        """``switch_ivr_play_file`` for one item; returns 'done', 'break', 'dtmf' or 'hangup'."""
+        """``switch_ivr_play_file`` for one item; returns 'done', 'break', 'dtmf' or 'hangup'.
+
+        Timing: module docstring.  What it plays is written into ``channel.heard`` at its
+        start and cut where it stops early (break, DTMF, hangup).  With ``sim.play_speed``
+        other than 1 the playback lasts that many times less and nothing is written into
+        ``heard`` (it is a real-time record); files that are not here (played for
+        ``default_play_seconds``) write nothing either."""
         ch = self.channel
         params, clean = _split_params(path)
         kind = None
@@ -264,21 +321,31 @@ class Session:
         elif clean.startswith("local_stream://"):
             kind = "local_stream"
         head = ([("Playback-File-Type", kind)] if kind else []) + [("Playback-File-Path", clean)] + params
+        seconds = media.playback_seconds(clean, self.sim.default_play_seconds)
+        audio = media.play_pcm(clean, seconds) if self.sim.play_speed == 1 else None
+        if audio is not None:
+            audio = audio[:2 * int(round(seconds * 8000))]
+        if seconds is not None:
+            seconds /= self.sim.play_speed
+        msg = self.message
+        start = ch.frames.next(max(self.clock, time.monotonic() if msg is None else msg["arrived"]))
+        if msg is not None and msg.get("lead_frames"):
+            self.wait(deadline=msg["arrived"] + BROADCAST_START_EVENT_DELAY)
         ch.set_var("current_application", self.in_app or "playback")
         ch.fire("PLAYBACK_START", post=head)
         ch.played.append(clean)
         if self.sim.keep_played_audio:
-            audio = media.wav_pcm(clean)
-            if audio is not None:
-                ch.played_audio.append(audio)
-        seconds = media.playback_seconds(clean, self.sim.default_play_seconds)
-        if seconds is not None:
-            seconds /= self.sim.play_speed
-        started = time.monotonic()
-        why = self.wait(seconds, dtmf=self.in_app in ("play_and_get_digits", "read"))
-        elapsed = time.monotonic() - started
-        if seconds is not None:
-            elapsed = min(elapsed, seconds)
+            kept = media.wav_pcm(clean)
+            if kept is not None:
+                ch.played_audio.append(kept)
+        end = math.inf if seconds is None else start + seconds
+        ch.output.file_started(start, end, audio)
+        self.sim._notify()
+        why = self.wait(deadline=None if seconds is None else end,
+                        dtmf=self.in_app in ("play_and_get_digits", "read"))
+        stopped = end if why == "timeout" else self.break_at if why == "break" else time.monotonic()
+        ch.output.file_stopped(stopped)
+        elapsed = max(0.0, min(stopped, end) - start)
         samples = int(elapsed * 8000)
         ch.set_vars([("playback_last_offset_pos", str(samples)), ("playback_seconds", str(int(elapsed))),
                      ("playback_ms", str(int(elapsed * 1000))), ("playback_samples", str(samples))])
@@ -294,14 +361,6 @@ class Session:
         return why if why in ("hangup", "dtmf") else "break"
 
     # -- answering --------------------------------------------------------------------------
-    def media_up(self, *, flow: bool, ep_codec: bool) -> None:
-        ch = self.channel
-        if ch.codec is not None:
-            return
-        if self.dialog is not None:
-            ch.set_vars(endpoints.sofia_media(ch, self.dialog, with_ep_codec=ep_codec, with_flow=flow))
-        ch.set_codec(PCMU if ch.endpoint == "sofia" else L16)
-
     def pre_answer(self) -> None:
         ch = self.channel
         if ch.answered or ch.profile.times.progress_media or ch.hungup:
@@ -424,8 +483,9 @@ class Session:
         if rec is None or (path not in (None, "all") and path != rec["path"]):
             return False
         self.recording = None
-        seconds = time.monotonic() - rec["started"]
-        size, samples = media.write_wav(rec["path"], seconds, self.caller_audio)
+        stopped = time.monotonic()
+        size, samples = media.write_wav(rec["path"], stopped - rec["started"],
+                                        self.recorded_audio(rec["started"], stopped))
         ch.set_vars([("record_file_size", str(size)), ("record_samples", str(samples)),
                      ("record_seconds", str(samples // 8000)), ("record_ms", str(samples // 8)),
                      ("record_completion_cause", "success-maxtime")])
@@ -434,6 +494,15 @@ class Session:
         ch.fire("MEDIA_BUG_STOP", pre=[("Media-Bug-Function", "session_record"),
                                        ("Media-Bug-Target", rec["path"])])
         return True
+
+    def recorded_audio(self, t0: float, t1: float) -> bytes:
+        """What a recording of this channel from ``t0`` to ``t1`` holds: what it reads (a
+        loopback leg reads what its other leg wrote; another channel, the far end's
+        ``caller_audio``) mixed with what it writes (``channel.heard``), on the real time
+        axis, silence where nothing was heard."""
+        writes = self.channel.heard.between(t0, t1)
+        reads = self.partner.channel.heard.between(t0, t1) if self.partner is not None else self.caller_audio
+        return media.mix(reads, writes)
 
     # -- hangup -----------------------------------------------------------------------------
     def hangup(self, cause: str = "NORMAL_CLEARING", *, remote: bool = False, pre_vars=()) -> bool:
@@ -452,6 +521,7 @@ class Session:
         ch.answer_state = "hangup"
         ch.state_number = 10
         ch.profile.times.hungup = now_us()
+        ch.output.hangup(time.monotonic())
         ch.fire("CHANNEL_HANGUP")
         if remote and ch.endpoint == "sofia" and ch.answered:
             ch.set_var("sip_hangup_disposition", "recv_bye")

@@ -397,11 +397,16 @@ class Simulator:
 
     def _queue_message(self, session: Session, cmd) -> None:
         """``sendmsg``: queue the private event; the session runs it when parked or
-        between applications."""
+        between applications.  ``arrived`` stamps when it came: a playback it runs starts
+        from the first frame after that, however late the session greenlet wakes; a
+        ``lead-frames`` header delays it that many frames (``Session.play``)."""
         headers = [("Command", cmd.line)] + list(cmd.headers.items())
         command = (cmd.header("call-command") or "execute").lower()
         body = cmd.body.decode("utf-8", "replace") if cmd.body else None
-        message = {"headers": headers, "body": body, "command": command}
+        message = {"headers": headers, "body": body, "command": command, "arrived": time.monotonic()}
+        lead = cmd.header("lead-frames") or ""
+        if lead.isascii() and lead.isdigit():
+            message["lead_frames"] = int(lead)
         if command == "execute":
             arg = cmd.header("execute-app-arg")
             if arg is None and body is not None:

@@ -1,5 +1,5 @@
 """Webhooks: signing, the routing webhook, the durable outbox and its dispatcher, and
-the provider completion ingest.
+the providers' completion reports (their HTTP endpoint is ``gateway.api.agents.ingest``).
 
 =================  =======================================================================
 module             what
@@ -11,10 +11,9 @@ module             what
 ``outbox``         ``outbox_hook`` (controller transaction hook), enqueue, replay
 ``dispatcher``     ``Dispatcher``: claims, delivers, retries, records attempts
 ``routing``        ``request_route``: the 3 s routing webhook
-``provider``       provider call ids and completion reports
-``ingest``         the Flask blueprint of ``POST /v1/webhooks/call-completed``
+``provider``       provider call ids, completion reports: their signature, checks, saving
 ``cli``            ``voicegw webhooks …``
 =================  =======================================================================
 
-Importing this package imports none of them (``ingest`` pulls in Flask).
+Importing this package imports none of them. None imports the API (or Flask).
 """

@@ -32,7 +32,8 @@ import signal
 import sys
 from datetime import datetime, timedelta, timezone
 
-from gateway.admin_cli import CommandError, Output, _account, _command, _group, _iso, _label, _table
+from gateway import cli_common as cli
+from gateway.cli_common import CommandError, Output
 from gateway.models import DELIVERY_STATUSES, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from gateway.webhooks.events import EVENT_TYPES, SURFACES
 
@@ -43,8 +44,8 @@ MAX_WINDOW_HOURS = 24 * 366  # a longer retry window is a typo
 
 def add_subparsers(subparsers) -> None:
     """Add the ``webhooks`` command group."""
-    group = _group(subparsers, "webhooks", "webhook deliveries, subscriptions and the dispatcher")
-    p = _command(group, "list", webhooks_list, "list webhook deliveries, newest first")
+    group = cli.group(subparsers, "webhooks", "webhook deliveries, subscriptions and the dispatcher")
+    p = cli.command(group, "list", webhooks_list, "list webhook deliveries, newest first")
     p.add_argument("--account", help="account id or name")
     status = p.add_mutually_exclusive_group()
     status.add_argument("--status", choices=DELIVERY_STATUSES)
@@ -53,19 +54,19 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("--call", help="call uuid")
     p.add_argument("--since", metavar="WHEN", help="created at or after WHEN (ISO 8601 time, or an age: 6h, 3d)")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    p = _command(group, "show", webhooks_show, "show a delivery, its body and its attempts")
+    p = cli.command(group, "show", webhooks_show, "show a delivery, its body and its attempts")
     p.add_argument("id", help="delivery id or evt_… event id")
-    p = _command(group, "replay", webhooks_replay,
+    p = cli.command(group, "replay", webhooks_replay,
                  "queue a delivered, dead or stopped delivery again (same event id), or every dead one")
     p.add_argument("id", nargs="?", help="delivery id or evt_… event id")
     p.add_argument("--dead", action="store_true", help="every dead delivery (with --since, --account)")
     p.add_argument("--since", metavar="WHEN",
                    help="with --dead: created at or after WHEN (ISO 8601 time, or an age: 6h, 3d)")
     p.add_argument("--account", help="with --dead: of this account (id or name)")
-    p = _command(group, "purge", webhooks_purge,
+    p = cli.command(group, "purge", webhooks_purge,
                  "delete delivered, dead and stopped deliveries older than some days")
     p.add_argument("--older-than-days", type=float, required=True, metavar="DAYS")
-    p = _command(group, "subscribe", webhooks_subscribe,
+    p = cli.command(group, "subscribe", webhooks_subscribe,
                  "set which events an account receives for one surface's calls, and where")
     p.add_argument("account", help="account id or name")
     p.add_argument("surface", choices=SURFACES, help="api (/api), v1 (/v1) or public (/api/public/v1)")
@@ -75,7 +76,7 @@ def add_subparsers(subparsers) -> None:
     state.add_argument("--disable", dest="active", action="store_false", default=None,
                        help="send none of this surface's events")
     state.add_argument("--enable", dest="active", action="store_true", help="send them again")
-    p = _command(group, "subscriptions", webhooks_subscriptions, "list webhook subscriptions")
+    p = cli.command(group, "subscriptions", webhooks_subscriptions, "list webhook subscriptions")
     p.add_argument("account", nargs="?", help="account id or name")
     p = group.add_parser("dispatch", help="run a webhook dispatcher until SIGTERM",
                          description="run a webhook dispatcher in the foreground until SIGTERM")
@@ -99,9 +100,9 @@ def _delivery_doc(d: WebhookDelivery, full: bool = False) -> dict:
     doc = {
         "id": d.id, "event_id": d.event_id, "account_id": d.account_id, "call_uuid": d.call_uuid,
         "surface": d.surface, "event_type": d.event_type, "url": d.url, "status": d.status,
-        "attempts": d.attempts, "next_attempt_at": _iso(d.next_attempt_at), "last_code": d.last_code,
-        "last_error": d.last_error, "created_at": _iso(d.created_at), "queued_at": _iso(d.queued_at),
-        "delivered_at": _iso(d.delivered_at),
+        "attempts": d.attempts, "next_attempt_at": cli.iso(d.next_attempt_at), "last_code": d.last_code,
+        "last_error": d.last_error, "created_at": cli.iso(d.created_at), "queued_at": cli.iso(d.queued_at),
+        "delivered_at": cli.iso(d.delivered_at),
     }
     if full:
         doc["headers"] = d.headers
@@ -133,7 +134,7 @@ def webhooks_list(args) -> Output:
     D = WebhookDelivery
     query = D.select()
     if args.account:
-        query = query.where(D.account == _account(args.account).id)
+        query = query.where(D.account == cli.find_account(args.account).id)
     if args.status:
         query = query.where(D.status == args.status)
     if args.call:
@@ -144,7 +145,7 @@ def webhooks_list(args) -> Output:
         raise CommandError("--limit must be at least 1")
     rows = list(query.order_by(D.id.desc()).limit(args.limit))
     docs = [_delivery_doc(d) for d in rows]
-    table = _table(
+    table = cli.table(
         ["ID", "EVENT ID", "TYPE", "CALL", "STATUS", "ATTEMPTS", "LAST", "URL"],
         [[str(d.id), d.event_id, d.event_type, d.call_uuid or "-", d.status, str(d.attempts),
           str(d.last_code or d.last_error or "-")[:40], d.url] for d in rows],
@@ -157,14 +158,14 @@ def webhooks_show(args) -> Output:
     d = _delivery(args.id)
     attempts = list(WebhookAttempt.select().where(WebhookAttempt.delivery == d.id).order_by(WebhookAttempt.id))
     doc = _delivery_doc(d, full=True)
-    doc["attempt_log"] = [{"number": a.number, "at": _iso(a.at), "code": a.code, "latency_ms": a.latency_ms,
+    doc["attempt_log"] = [{"number": a.number, "at": cli.iso(a.at), "code": a.code, "latency_ms": a.latency_ms,
                            "error": a.error} for a in attempts]
     lines = [f"{key}: {'-' if value is None else value}" for key, value in _delivery_doc(d).items()]
     lines.append("headers: " + json.dumps(d.headers, ensure_ascii=False))
     lines.append("body: " + d.body)
     lines.append("attempts:")
-    lines.append(_table(["#", "AT", "CODE", "LATENCY MS", "ERROR"],
-                        [[str(a.number), _iso(a.at), str(a.code or "-"), str(a.latency_ms), a.error or "-"]
+    lines.append(cli.table(["#", "AT", "CODE", "LATENCY MS", "ERROR"],
+                        [[str(a.number), cli.iso(a.at), str(a.code or "-"), str(a.latency_ms), a.error or "-"]
                          for a in attempts], "none yet"))
     return Output(doc, "\n".join(lines))
 
@@ -176,11 +177,11 @@ def webhooks_replay(args) -> Output:
         if args.id:
             raise CommandError("give a delivery id or --dead, not both")
         since = _moment(args.since) if args.since else None
-        account = _account(args.account) if args.account else None
+        account = cli.find_account(args.account) if args.account else None
         count = replay_dead(since, account.id if account else None)
-        scope = "".join([f" of account {_label(account)}" if account else "",
-                         f" created since {_iso(since)}" if since else ""])
-        return Output({"replayed": count, "since": _iso(since), "account_id": account.id if account else None},
+        scope = "".join([f" of account {cli.label(account)}" if account else "",
+                         f" created since {cli.iso(since)}" if since else ""])
+        return Output({"replayed": count, "since": cli.iso(since), "account_id": account.id if account else None},
                       f"queued {count} dead deliveries{scope} again")
     if args.since or args.account:
         raise CommandError("--since and --account go with --dead")
@@ -208,13 +209,13 @@ def webhooks_purge(args) -> Output:
 
 def _subscription_doc(s: WebhookSubscription) -> dict:
     return {"account_id": s.account_id, "surface": s.surface, "url": s.url,
-            "events": s.events, "active": s.active, "updated_at": _iso(s.updated_at)}
+            "events": s.events, "active": s.active, "updated_at": cli.iso(s.updated_at)}
 
 
 def webhooks_subscribe(args) -> Output:
     from gateway.webhooks.subscriptions import set_subscription
 
-    account = _account(args.account)
+    account = cli.find_account(args.account)
     changes = {}
     if args.url is not None:
         changes["url"] = args.url.strip() or None
@@ -225,7 +226,7 @@ def webhooks_subscribe(args) -> Output:
         changes["active"] = args.active
     sub = set_subscription(account, args.surface, **changes)
     events = ", ".join(sub.events) if sub.events is not None else f"all ({', '.join(EVENT_TYPES[sub.surface])})"
-    text = (f"account {_label(account)}, surface {sub.surface}: {'active' if sub.active else 'disabled'};"
+    text = (f"account {cli.label(account)}, surface {sub.surface}: {'active' if sub.active else 'disabled'};"
             f" url {sub.url or '(the surface default)'}; events {events}")
     return Output(_subscription_doc(sub), text)
 
@@ -233,9 +234,9 @@ def webhooks_subscribe(args) -> Output:
 def webhooks_subscriptions(args) -> Output:
     query = WebhookSubscription.select().order_by(WebhookSubscription.account, WebhookSubscription.surface)
     if args.account:
-        query = query.where(WebhookSubscription.account == _account(args.account).id)
+        query = query.where(WebhookSubscription.account == cli.find_account(args.account).id)
     rows = list(query)
-    table = _table(["ACCOUNT", "SURFACE", "ACTIVE", "EVENTS", "URL"],
+    table = cli.table(["ACCOUNT", "SURFACE", "ACTIVE", "EVENTS", "URL"],
                    [[str(s.account_id), s.surface, "yes" if s.active else "no",
                      ",".join(s.events) if s.events is not None else "all", s.url or "(default)"] for s in rows],
                    "no subscriptions")

@@ -21,14 +21,14 @@ scripts)
 =========  ===========================  =============================================
 
 Where they go and which are sent is the account's ``WebhookSubscription`` for the
-surface (see :func:`destination`). Status words follow each surface's own vocabulary,
-from the same functions its REST views use (``api_status``, ``v1_status``); the public
-API's call object is :func:`public_call_object`. Every builder is pure: rows in, events out; the
+surface (see :func:`destination`). Status words are each surface's own
+(``gateway.domain.STATUS_WORDS``, which its REST views speak too); the public API's call
+object is :func:`public_call_object`. Every builder is pure: rows in, events out; the
 outbox writes them, the dispatcher signs and sends them.
 
 ``call.answered`` is "sent when the media session is established": not on CHANNEL_ANSWER
 but once the call's bot and FreeSWITCH's audio stream are both connected, which
-``MediaSessions`` records as a ``media`` entry :data:`MEDIA_ESTABLISHED` in the call's
+``MediaSessions`` records as a ``media`` entry ``gateway.domain.MEDIA_ESTABLISHED`` in the call's
 log; the outbox builds the event from that entry, in the transaction that writes it. A
 call that never gets a bot (refused, routing webhook ``hangup``, bot unreachable, the
 media bridge disabled) gets ``call.completed`` only.
@@ -38,15 +38,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.api.agents import v1_status
-from gateway.api.control import api_status
-from gateway.calls.states import FINAL, Status, Transition
+from gateway.domain import FINAL, Status, Surface, Transition, status_word
 from gateway.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER
 
-CONTROL, AGENTS, PUBLIC = "api", "v1", "public"
+CONTROL, AGENTS, PUBLIC = Surface.CONTROL.value, Surface.AGENTS.value, Surface.PUBLIC.value
 SURFACES = (CONTROL, AGENTS, PUBLIC)
 
 EVENT_TYPES = {
@@ -67,9 +64,6 @@ EVENT_TYPE_HEADER = "X-Webhook-Event"
 CONTENT_TYPE = "application/json"
 
 SIGNATURE_HEADERS = {CONTROL: SIGNATURE_HEADER, AGENTS: AGENTS_SIGNATURE_HEADER, PUBLIC: SIGNATURE_HEADER}
-
-# The ``event`` of the call-log entry (kind ``media``) that says the media session is up.
-MEDIA_ESTABLISHED = "session_established"
 
 
 @dataclass(frozen=True)
@@ -183,7 +177,7 @@ def control_payload(event_type: str, call, state: CallState) -> dict:
     """The call-control contract's status callback body."""
     body = {"event_type": event_type, "call_uuid": call.uuid, "timestamp": iso_z(state.at),
             # the /api vocabulary, as GET /api/calls/{uuid} shows it (Twilio's words)
-            "call_status": api_status(_status_view(state))}
+            "call_status": status_word(Surface.CONTROL, state.status, state.end_reason)}
     if event_type == "call.completed":
         body["duration"] = state.billsec or 0
         body["hangup_cause"] = state.hangup_cause
@@ -225,11 +219,6 @@ def transcript_turns(value) -> list | None:
     return None
 
 
-def _status_view(state: CallState):
-    """What the surfaces' status mappings read from a call row, as of ``state``."""
-    return SimpleNamespace(status=state.status, end_reason=state.end_reason)
-
-
 def _agent(call):
     if call.agent_id is None:
         return None
@@ -248,7 +237,7 @@ def agents_payload(event_type: str, call, state: CallState) -> dict:
         "contact_name": call.contact_name,
         "agent_id": str(agent.id) if agent is not None else None,
         "agent_name": agent.name if agent is not None else None,
-        "status": v1_status(_status_view(state)),
+        "status": status_word(Surface.AGENTS, state.status, state.end_reason),
         "direction": call.direction,
         "duration_seconds": state.billsec,
         "recording_url": call.recording_url,

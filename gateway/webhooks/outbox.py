@@ -24,7 +24,7 @@ from typing import Iterable
 
 from peewee import JOIN
 
-from gateway.calls.states import Transition
+from gateway.domain import MEDIA_ESTABLISHED, Transition
 from gateway.models import Account, Agent, Call, WebhookDelivery, database, utcnow
 from gateway.models.webhooks import CLOSED_STATUSES
 from gateway.webhooks import events as ev
@@ -124,11 +124,11 @@ def outbox_hook(changes: list[tuple[str, str, int, Transition]]) -> None:
 
 def outbox_log_hook(entries: list[dict]) -> None:
     """``CallController.log_hooks`` entry: ``call.answered`` for the calls whose media
-    session the batch's log entries say is established (``ev.MEDIA_ESTABLISHED``), inside
+    session the batch's log entries say is established (``MEDIA_ESTABLISHED``), inside
     the batch's transaction. An entry logged after the call ended announces nothing."""
     established = [entry for entry in entries
                    if entry["kind"] == "media" and entry["to_status"] == "in_progress"
-                   and (entry.get("detail") or {}).get("event") == ev.MEDIA_ESTABLISHED]
+                   and (entry.get("detail") or {}).get("event") == MEDIA_ESTABLISHED]
     if not established:
         return
     calls = _calls(entry["call"] for entry in established)

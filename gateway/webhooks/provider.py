@@ -3,8 +3,8 @@
 A native provider (ElevenLabs, Vapi, …) knows our call by its own id. The media side
 registers that id when the provider's session starts (:func:`register_provider_call`);
 the provider's completion report then names it (``POST /v1/webhooks/call-completed``,
-``gateway.webhooks.ingest``) and :func:`record_completion` saves the result onto the
-call, once:
+``gateway.api.agents.ingest``), signed with the webhook secret of the call's account
+(:func:`signed_by`), and :func:`record_completion` saves the result onto the call, once:
 
 * the first report for a ``provider_call_id`` is applied; any later one changes
   nothing and is answered as a duplicate (``ProviderCall.completed_at`` is set by a
@@ -25,11 +25,12 @@ from datetime import datetime
 
 from peewee import JOIN
 
-from gateway.calls.states import FINAL, Status
+from gateway.domain import FINAL, Status
 from gateway.models import Account, Agent, Call, ProviderCall, database, utcnow
 from gateway.webhooks import events as ev
 from gateway.webhooks.events import transcript_turns
 from gateway.webhooks.outbox import enqueue_processing_completed, enqueue_state
+from gateway.webhooks.signing import SIGNATURE_HEADER, TIMESTAMPED_HEADER, verify, verify_payload, verify_timestamped
 
 # Provider status → (our status, end reason, the Hangup-Cause that would have said so).
 PROVIDER_STATUSES = {
@@ -74,6 +75,45 @@ def find_provider_call(provider_call_id: str) -> ProviderCall | None:
             .join(Call).join(Account)
             .where(ProviderCall.provider_call_id == provider_call_id)
             .first())
+
+
+def signed_by(secrets: list[str], raw: bytes, payload, headers) -> bool:
+    """Whether a report is signed with one of ``secrets``, the way the gateway signs its own
+    webhooks (``gateway.webhooks.signing``): ``X-Webhook-Signature: t=<unix>,v1=<hex>``
+    (within a 300 s tolerance), or ``X-Signature: sha256=<hex>`` (also under
+    ``X-Voicegw-Signature``) over the raw body or over the canonical JSON of the body, as
+    the call-control contract's verifier computes it."""
+    stamped = headers.get(TIMESTAMPED_HEADER)
+    if stamped:
+        return verify_timestamped(secrets, raw, stamped)
+    for name in (SIGNATURE_HEADER, ev.AGENTS_SIGNATURE_HEADER):
+        header = headers.get(name)
+        if header:
+            return verify(secrets, raw, header) or verify_payload(secrets, payload, header)
+    return False
+
+
+def text_fault(value) -> str | None:
+    """What makes a string of ``value`` (a key or a value, at any depth) unfit to keep,
+    or None. PostgreSQL text cannot hold a NUL character, and an unpaired surrogate
+    (JSON can spell one: ``"\\ud800"``) has no UTF-8 form: neither can be stored,
+    looked up or serialised canonically."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            if "\x00" in node:
+                return "a NUL character"
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return "an unpaired surrogate"
+    return None
 
 
 def clean_completion(payload: dict) -> Completion:

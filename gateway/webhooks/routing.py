@@ -139,8 +139,3 @@ def request_route(*, url: str, secret: str, call_uuid: str, direction: str, call
     logger.info("routing %s > %s: %s %s (%d ms) %s", call_uuid, url, decision.action,
                 decision.socket_url or decision.reason or "", elapsed_ms, decision.detail)
     return decision
-
-
-def request_route_for_account(account, **kwargs) -> RouteDecision:
-    """:func:`request_route` signed with the account's current webhook secret."""
-    return request_route(secret=account.webhook_secrets()[0], account_id=account.id, **kwargs)

@@ -59,12 +59,6 @@ def set_subscription(account: Account | int, surface: str, *, url=_UNSET, events
     return subscription
 
 
-def delete_subscription(account: Account | int, surface: str) -> bool:
-    account_id = account if isinstance(account, int) else account.id
-    return bool(WebhookSubscription.delete().where(
-        (WebhookSubscription.account == account_id) & (WebhookSubscription.surface == surface)).execute())
-
-
 def subscriptions_for(account_ids: Iterable[int]) -> dict[tuple[int, str], WebhookSubscription]:
     """``{(account id, surface): subscription}`` for these accounts, in one query."""
     ids = sorted(set(account_ids))

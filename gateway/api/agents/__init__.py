@@ -13,45 +13,17 @@ Authentication: ``Authorization: Bearer …`` or ``X-API-KEY: …``; scopes ``ca
 (place), ``calls:read`` (read) and ``agents:read`` (list). A key that belongs to one
 agent (``owner_agent``) sees and uses that agent alone. Errors are ``{"error": "…"}``.
 
-Status vocabulary: ``registered`` (just placed) and ``completed`` come from the
-contracts; the others are ours, in the same snake_case:
-
-===========  ============  ============
-status       end_reason    /v1 status
-===========  ============  ============
-queued                     registered
-ringing                    ringing
-in_progress                in_progress
-completed                  completed
-missed       no_answer     no_answer
-missed       canceled      canceled
-failed       busy          busy
-failed       rejected      busy
-failed       canceled      canceled
-failed       (other)       failed
-===========  ============  ============
+Status words: ``registered`` (just placed) and ``completed`` come from the contracts;
+the others are ours, in the same snake_case (``gateway.domain.STATUS_WORDS``).
 """
 
 from __future__ import annotations
 
-from gateway.calls.states import StatusWords
+from gateway.domain import Surface, status_word
 from gateway.models import Call
-
-_WORDS = StatusWords(
-    live={"queued": "registered", "ringing": "ringing", "in_progress": "in_progress", "completed": "completed"},
-    ended={"no_answer": "no_answer", "canceled": "canceled", "busy": "busy", "rejected": "busy"},
-    missed="no_answer",
-)
 
 
 def v1_status(call: Call) -> str:
-    """The call's status in this surface's vocabulary (the table above)."""
-    return _WORDS.of(call.status, call.end_reason)
+    """The call's status in this surface's words."""
+    return status_word(Surface.AGENTS, call.status, call.end_reason)
 
-
-def register(api) -> None:
-    from gateway.api.agents.agents import blp as agents_blp
-    from gateway.api.agents.calls import blp as calls_blp
-
-    api.register_blueprint(calls_blp)
-    api.register_blueprint(agents_blp)

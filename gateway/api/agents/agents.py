@@ -14,10 +14,11 @@ from flask.views import MethodView
 
 from gateway.api.agents.schemas import AgentListArgsSchema, AgentListSchema
 from gateway.api.surface import SurfaceBlueprint
+from gateway.api.surfaces import AGENTS
 from gateway.models import Agent
 
 blp = SurfaceBlueprint(
-    "agents", __name__, url_prefix="/v1/agents",
+    AGENTS, "agents", __name__, url_prefix="/agents",
     description="The internal agents a client may call with.",
 )
 

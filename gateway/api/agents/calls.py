@@ -8,7 +8,9 @@ Placing (``POST /v1/calls``), checked in this order:
 3. the agent, among the account's active agents (404 ``Agent not found``; an
    ``agent_name`` shared by several agents is a 400 asking for the key or id);
 4. credits: ``402 {"error": "Insufficient credits"}`` while the account's balance is
-   zero or less (per-minute billing comes later; any positive balance admits a call);
+   zero or less; any positive balance admits a call, whatever the number's rate (an
+   answered call is charged at the account's rates when it ends:
+   ``gateway.billing.ledger.billing_hook``);
 5. the account's default caller ID, which these calls go out with (409 if none);
 6. a connected FreeSWITCH node (503).
 
@@ -30,21 +32,18 @@ from flask.views import MethodView
 
 from gateway.api.agents import v1_status
 from gateway.api.agents.schemas import AgentCallSchema, CallRegisteredSchema, PlaceAgentCallSchema
+from gateway.api.common import find_call, normalize_number, place_call, seconds_between
 from gateway.api.errors import fail
+from gateway.api.fields import has_control_characters
 from gateway.api.openapi import path_parameter
-from gateway.api.surface import (
-    SurfaceBlueprint,
-    find_call,
-    has_control_characters,
-    normalize_number,
-    place_call,
-    seconds_between,
-)
+from gateway.api.surface import SurfaceBlueprint
+from gateway.api.surfaces import AGENTS
+from gateway.domain import Surface
 from gateway.models import Agent, Call, utcnow
 from gateway.numbering import InvalidNumber, normalize
 
 blp = SurfaceBlueprint(
-    "agent-calls", __name__, url_prefix="/v1/calls",
+    AGENTS, "agent-calls", __name__, url_prefix="/calls",
     description="Call an internal agent and read the call's normalized record.",
 )
 
@@ -95,8 +94,8 @@ class AgentCalls(MethodView):
         if contact_name is None and isinstance(name, str) and not has_control_characters(name):
             contact_name = name.strip()[:255] or None
         call = place_call(
-            account, to_number=to_number, from_number=from_number, socket_url=agent.media_target,
-            custom_args=custom_args, agent=agent, contact_name=contact_name, surface="v1",
+            account, to_number=to_number, from_number=from_number, surface=Surface.AGENTS.value,
+            socket_url=agent.media_target, custom_args=custom_args, agent=agent, contact_name=contact_name,
         )
         return {"call_id": call.uuid, "status": v1_status(call)}
 

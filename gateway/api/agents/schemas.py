@@ -1,4 +1,5 @@
-"""Request and response bodies of ``/v1``: both contracts' spellings.
+"""Request and response bodies of ``/v1``: both contracts' spellings, and the provider
+completion report.
 
 Unknown request fields are ignored (``EXCLUDE``): the surface merges two contracts and
 their integrators send fields the other one lacks (``campaign_id`` and the like).
@@ -8,10 +9,11 @@ their integrators send fields the other one lacks (``campaign_id`` and the like)
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import EXCLUDE, ValidationError, validate, validates_schema
+from marshmallow import EXCLUDE, INCLUDE, ValidationError, validate, validates_schema
 
-from gateway.api.openapi import PHONE_NUMBER, given
-from gateway.api.surface import Text, UTCDateTime
+from gateway.api.fields import Text, UTCDateTime
+from gateway.api.openapi import NOT_BLANK, PHONE_NUMBER, given
+from gateway.webhooks.provider import MAX_PROVIDER_CALL_ID, PROVIDER_STATUSES
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 50
@@ -129,3 +131,32 @@ class AgentListSchema(ma.Schema):
     total = ma.fields.Integer(required=True)
     limit = ma.fields.Integer(required=True)
     offset = ma.fields.Integer(required=True)
+
+
+class ProviderReportSchema(ma.Schema):
+    """A provider's completion report (agent-calls-minimal); what is checked once its
+    signature is, with the messages ``gateway.webhooks.provider.clean_completion`` gives.
+    Other fields are kept with the report."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    event_type = ma.fields.String(validate=validate.OneOf(["call.completed"]),
+                                  metadata={"description": "call.completed (the default)"})
+    provider_call_id = ma.fields.String(required=True, validate=validate.Length(max=MAX_PROVIDER_CALL_ID),
+                                        metadata={"pattern": NOT_BLANK,
+                                                  "description": "The provider's id of the call"})
+    status = ma.fields.String(required=True, validate=validate.OneOf(sorted(PROVIDER_STATUSES)))
+    transcript = ma.fields.Raw(allow_none=True, metadata={
+        "description": 'Text ("agent: Hello\\nuser: Hi") or turns ([{"bot": "…"}, {"user": "…"}])'})
+    duration = ma.fields.Float(allow_none=True, validate=validate.Range(min=0, max=10 ** 7, max_inclusive=False),
+                               metadata={"description": "Talk seconds"})
+    analysis = ma.fields.Dict(keys=ma.fields.String(), allow_none=True)
+    recording_url = ma.fields.String(allow_none=True, validate=validate.Length(max=2048))
+
+
+class ReportReceivedSchema(ma.Schema):
+    received = ma.fields.Boolean(required=True)
+    call_id = ma.fields.String(required=True, metadata={"description": "The call the report was for"})
+    duplicate = ma.fields.Boolean(required=True, metadata={
+        "description": "true: a report for this provider_call_id was received before; nothing changed"})

@@ -14,43 +14,18 @@ Authentication: ``X-API-KEY: sk_live_…`` (``Authorization: Bearer`` too); scop
 (``owner_agent``) is refused here (403): call control is account-wide. Errors are
 ``{"error": "…"}``; another account's call answers exactly like an unknown one (404).
 
-Status vocabulary. The contract's status callbacks speak Twilio's words
-(``in-progress``, ``completed``); this surface uses them for every status:
-
-===========  ============  ===============
-status       end_reason    /api status
-===========  ============  ===============
-queued                     queued
-ringing                    ringing
-in_progress                in-progress
-completed                  completed
-missed       no_answer     no-answer
-missed       canceled      canceled
-failed       busy          busy
-failed       rejected      busy
-failed       canceled      canceled
-failed       (other)       failed
-===========  ============  ===============
+Status words: the call-control contract's status callbacks speak Twilio's words
+(``in-progress``, ``no-answer``); this surface uses them for every status
+(``gateway.domain.STATUS_WORDS``).
 """
 
 from __future__ import annotations
 
-from gateway.calls.states import StatusWords
+from gateway.domain import Surface, status_word
 from gateway.models import Call
-
-_WORDS = StatusWords(
-    live={"queued": "queued", "ringing": "ringing", "in_progress": "in-progress", "completed": "completed"},
-    ended={"no_answer": "no-answer", "canceled": "canceled", "busy": "busy", "rejected": "busy"},
-    missed="no-answer",
-)
 
 
 def api_status(call: Call) -> str:
-    """The call's status in this surface's vocabulary (the table above)."""
-    return _WORDS.of(call.status, call.end_reason)
+    """The call's status in this surface's words."""
+    return status_word(Surface.CONTROL, call.status, call.end_reason)
 
-
-def register(api) -> None:
-    from gateway.api.control.calls import blp
-
-    api.register_blueprint(blp)

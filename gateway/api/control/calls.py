@@ -41,6 +41,7 @@ from __future__ import annotations
 from flask import g
 from flask.views import MethodView
 
+from gateway.api.common import find_call, gateway, normalize_number, place_call, seconds_between
 from gateway.api.control import api_status
 from gateway.api.control.schemas import (
     ActionResultSchema,
@@ -52,33 +53,21 @@ from gateway.api.control.schemas import (
     TransferSchema,
 )
 from gateway.api.errors import fail
-from gateway.api.surface import (
-    SurfaceBlueprint,
-    find_call,
-    gateway,
-    normalize_number,
-    place_call,
-    seconds_between,
-)
-from gateway.calls.controller import CallError
+from gateway.api.surface import SurfaceBlueprint
+from gateway.api.surfaces import CONTROL
+from gateway.calls.errors import CallError
 from gateway.calls.transfer_policy import TransferPolicy, TransferRefused, transfer_destination
+from gateway.domain import Surface
 from gateway.models import Call, utcnow
 from gateway.numbering import InvalidNumber
 
 blp = SurfaceBlueprint(
-    "call-control", __name__, url_prefix="/api/calls",
+    CONTROL, "call-control", __name__, url_prefix="/calls",
     description="Live call control: place calls, hang up, transfer, redirect media, read a call.",
 )
 
 CALL_NOT_FOUND = "Call not found"
 MEDIA_BRIDGE_UNAVAILABLE = "media bridge not available"
-
-
-@blp.before_request
-def _account_wide_keys_only():
-    auth = g.get("auth")
-    if auth is not None and auth.owner_agent_id is not None:
-        fail(403, "This API key belongs to one agent; call control needs an account-wide key")
 
 
 def _owned_call(call_uuid: str) -> Call:
@@ -128,9 +117,8 @@ class Calls(MethodView):
             if socket_url is None and webhook_url is None:
                 fail(400, "socket_url or webhook_url is required: the account has no default for either")
         call = place_call(
-            account, to_number=to_number, from_number=from_number,
-            caller_id_name=args.get("caller_id_name") or "", socket_url=socket_url,
-            webhook_url=webhook_url, surface="api",
+            account, to_number=to_number, from_number=from_number, surface=Surface.CONTROL.value,
+            caller_id_name=args.get("caller_id_name") or "", socket_url=socket_url, webhook_url=webhook_url,
         )
         return {"call_uuid": call.uuid, "status": api_status(call)}
 

@@ -11,7 +11,7 @@ import marshmallow as ma
 from marshmallow import RAISE, ValidationError, validate
 
 from gateway.api.openapi import MEDIA_TARGET, PHONE_NUMBER, TRANSFER_DESTINATION, WEBHOOK_URL
-from gateway.api.surface import Text, UTCDateTime
+from gateway.api.fields import Text, UTCDateTime
 from gateway.models.validators import check_media_target, check_webhook_url
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 from flask import g
 from flask.views import MethodView
 
+from gateway.api.surface import SurfaceBlueprint
+from gateway.api.surfaces import PUBLIC
 from gateway.models import Account
 
 from . import envelope
-from .blueprint import PublicBlueprint
 from .schemas import AccountSchema
 
-blp = PublicBlueprint(
-    "public-account", __name__, url_prefix=f"{envelope.PREFIX}/account",
+blp = SurfaceBlueprint(
+    PUBLIC, "public-account", __name__, url_prefix="/account",
     description="The account's wallet balance.",
 )
 

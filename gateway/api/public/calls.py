@@ -26,16 +26,18 @@ from flask.views import MethodView
 
 from gateway import recordings
 from gateway.api.openapi import UUID_TEXT, path_parameter
+from gateway.api.surface import SurfaceBlueprint
+from gateway.api.surfaces import PUBLIC
+from gateway.calls.placement import PlacementFailed
 from gateway.calls.scripts import check_dtmf_map
 from gateway.calls.transfer_policy import allowed_agent_destination
 from gateway.campaigns.audio import find_clip
-from gateway.campaigns.runs import PlacementFailed, RunRequest, run_label, start_run
+from gateway.campaigns.runs import RunRequest, run_label, start_run
+from gateway.domain import Surface, status_word
 from gateway.models import Call
 from gateway.otp import service as otp_service
 
 from . import common, envelope, listing
-from .auth import require_scope
-from .blueprint import PublicBlueprint
 from .otp import otp_answer, send_code
 from .schemas import (
     AUDIO_REQUIRED,
@@ -56,8 +58,8 @@ _UNIQUE_ID = path_parameter(
     "unique_id", "The unique_id a call or verification answered with: run_<n>, or a call id or request id",
     {"type": "string", "pattern": rf"^(?:run_[0-9]{{1,19}}|{UUID_TEXT})$"})
 
-blp = PublicBlueprint(
-    "public-calls", __name__, url_prefix=f"{envelope.PREFIX}/calls",
+blp = SurfaceBlueprint(
+    PUBLIC, "public-calls", __name__, url_prefix="/calls",
     description="Place audio blast, press-1 and verification calls; list calls; status and recordings.",
 )
 
@@ -88,7 +90,7 @@ class Calls(MethodView):
         kind = args["type"]
         number = common.recipient(args["number"], account)
         if kind == "otp":
-            require_scope(g.auth, "otp:send")
+            PUBLIC.auth.require_scope(g.auth, "otp:send")
             return otp_answer(send_code(account, number, args))
         if args.get("audio_id") is None:
             envelope.abort(400, AUDIO_REQUIRED)
@@ -150,7 +152,7 @@ class CallById(MethodView):
         call = common.find_call(account.id, unique_id)
         if call is None:
             envelope.abort(404, common.CALL_NOT_FOUND)
-        status = common.CALL_STATUS[call.status]
+        status = status_word(Surface.PUBLIC, call.status)
         return envelope.envelope(status, unique_id=common.public_id(call), reference=sent or call.reference_id,
                                  call_status=status, duration_sec=common.talk_seconds(call))
 

@@ -9,18 +9,20 @@ from flask import current_app, g
 from flask.views import MethodView
 
 from gateway.api.openapi import path_parameter
+from gateway.api.surface import SurfaceBlueprint
+from gateway.api.surfaces import PUBLIC
+from gateway.calls.placement import PlacementFailed
 from gateway.calls.scripts import check_dtmf_map
 from gateway.calls.transfer_policy import allowed_agent_destination
 from gateway.campaigns import saved
-from gateway.campaigns.runs import PlacementFailed, RunRequest, run_label, start_run
+from gateway.campaigns.runs import RunRequest, run_label, start_run
 
 from . import common, envelope
-from .blueprint import PublicBlueprint
 from .calls import NO_AGENT_DESTINATION
 from .schemas import CampaignListSchema, EnvelopeSchema, TriggerSchema
 
-blp = PublicBlueprint(
-    "public-campaigns", __name__, url_prefix=f"{envelope.PREFIX}/campaigns",
+blp = SurfaceBlueprint(
+    PUBLIC, "public-campaigns", __name__, url_prefix="/campaigns",
     description="The account's saved campaigns; trigger an audio blast or press-1 campaign for one number.",
 )
 

@@ -1,5 +1,5 @@
 """What the public calling API's views share: numbers, caller IDs, balance, placement
-failures, status vocabularies and id look-ups."""
+failures and id look-ups."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,11 +8,12 @@ import phonenumbers
 from phonenumbers import region_code_for_number
 
 from gateway.billing.ledger import can_afford
-from gateway.calls.states import FINAL, Status
 from gateway.campaigns.runs import parse_run_label, run_label
+from gateway.domain import FINAL, Status
 from gateway.models import Account, Call, OtpRequest, PhoneNumber, PublicRun, utcnow
 from gateway.numbering import InvalidNumber, normalize
 from gateway.otp import service as otp_service
+from gateway.uuids import parse_uuid
 
 from . import envelope
 from .schemas import CALLER_ID, NUMBER
@@ -23,16 +24,6 @@ CALL_NOT_FOUND = "Call not found."
 NO_CALLER_ID = "No caller ID is configured for this account. Please contact support."
 INSUFFICIENT_BALANCE = "Insufficient wallet balance to place this call. Please recharge your wallet and retry."
 PLACEMENT_FAILED = "Could not place the call right now. Please retry."
-
-#: ``GET /calls/:unique_id`` speaks this vocabulary for calls (the contract's status table).
-CALL_STATUS = {
-    "queued": "queued",
-    "ringing": "ringing",
-    "in_progress": "answered",
-    "completed": "completed",
-    "missed": "failed",
-    "failed": "failed",
-}
 
 
 def recipient(value: str, account: Account) -> str:
@@ -102,17 +93,6 @@ def public_id(call: Call) -> str:
     return run_label(call.campaign_id) if call.campaign_id is not None else call.uuid
 
 
-def _uuid(text: str) -> str | None:
-    import uuid as uuidlib
-
-    if not isinstance(text, str) or len(text) > 64:
-        return None
-    try:
-        return str(uuidlib.UUID(text))
-    except ValueError:
-        return None
-
-
 def find_call(account_id: int, unique_id: str) -> Call | None:
     """The account's call behind ``run_<n>`` or a call id; None otherwise."""
     run_id = parse_run_label(unique_id)
@@ -121,7 +101,7 @@ def find_call(account_id: int, unique_id: str) -> Call | None:
         if run is None or run.call_uuid is None:
             return None
         return Call.get_or_none((Call.uuid == run.call_uuid) & (Call.account == account_id))
-    canonical = _uuid(unique_id)
+    canonical = parse_uuid(unique_id)
     if canonical is None:
         return None
     return Call.get_or_none((Call.uuid == canonical) & (Call.account == account_id))

@@ -8,17 +8,21 @@ number is taken as its decimal text), control characters stripped, cut to 120
 characters; null if none was sent. Errors are raised with :func:`abort` and rendered by
 :func:`render_error`, which ``gateway.api.errors`` calls for every error under
 ``/api/public/v1`` (including 404/405 of unknown routes and unhandled exceptions, which
-answer without any internal detail).
+answer without any internal detail). A validation failure is the message of the first
+failing field, in the schema's order (:func:`first_message`). ``ENVELOPE`` is this shape,
+as the surface declares it.
 """
 from __future__ import annotations
 
-import json
 import unicodedata
 from typing import NoReturn
 
 from flask import g, has_request_context, request
 
-from gateway.api import errors
+from gateway.api import bodies, errors
+from gateway.api.surface import ErrorShape
+
+from .schemas import ErrorEnvelopeSchema
 
 PREFIX = "/api/public/v1"
 MAX_REFERENCE_LENGTH = 120
@@ -52,23 +56,6 @@ def clean_reference_id(value) -> str | None:
     return text or None
 
 
-def body() -> dict | None:
-    """The request's JSON body when it is an object (whatever its Content-Type: curl's
-    ``-d`` without ``-H`` sends form-encoded); ``{}`` for no body; None when not JSON."""
-    if "public_body" not in g:
-        data = request.get_data(cache=True)
-        parsed: object
-        if not data.strip():
-            parsed = {}
-        else:
-            try:
-                parsed = json.loads(data)
-            except (ValueError, RecursionError, UnicodeDecodeError):
-                parsed = None
-        g.public_body = parsed if isinstance(parsed, dict) else None
-    return g.public_body
-
-
 def reference_id() -> str | None:
     """The reference_id this request sent (body first, then the query string)."""
     if not has_request_context():
@@ -76,7 +63,7 @@ def reference_id() -> str | None:
     if "public_reference_id" not in g:
         sent = None
         if request.method in ("POST", "PUT", "PATCH"):
-            data = body()
+            data = bodies.json_object()
             if data is not None:
                 sent = data.get("reference_id")
         if sent is None:
@@ -120,6 +107,31 @@ def render_error(status: int, message: str) -> dict:
     answer = {"status": "error", "code": status, "unique_id": context.get("unique_id"),
               "reference_id": ref, "details": message}
     if has_request_context():
-        answer.update(g.get("public_error_defaults") or {})
+        answer.update(g.get("error_extra") or {})
     answer.update(context.get("extra", {}))
     return answer
+
+
+def first_message(messages: dict, schema) -> str:
+    """The message of the first failing field, in the schema's field order."""
+    by_field: dict = {}
+    for location_messages in messages.values():
+        if isinstance(location_messages, dict):
+            by_field.update(location_messages)
+    order = getattr(schema, "CHECK_ORDER", None) or tuple(schema.fields)
+    names = [schema.fields[name].data_key or name for name in order if name in schema.fields] + ["_schema"]
+    for name in names + sorted(set(by_field) - set(names)):
+        if name in by_field:
+            found = by_field[name]
+            while isinstance(found, (list, tuple)) and found:
+                found = found[0]
+            while isinstance(found, dict) and found:
+                found = next(iter(found.values()))
+                while isinstance(found, (list, tuple)) and found:
+                    found = found[0]
+            return str(found)
+    return DEFAULT_DETAILS[400]
+
+
+#: The envelope, as the surface declares its errors.
+ENVELOPE = ErrorShape(render_error, first_message, ErrorEnvelopeSchema, "A field is missing or invalid")

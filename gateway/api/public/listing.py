@@ -9,7 +9,7 @@ pages are stable when timestamps tie.
 
 Totals and deep pages do not scan history: without a number or reference_id filter, the
 time range is split into per-day segments whose counts are mostly precomputed
-(``rollups``), and a page skips only the rows of the segment its offset falls in. With a
+(``gateway.calls.day_counts``), and a page skips only the rows of the segment its offset falls in. With a
 number or reference_id, the count and the skip run over that filter's own index range,
 bounded by how many calls match it.
 
@@ -26,11 +26,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import PhoneNumberFormat
 
+from gateway.calls import day_counts
 from gateway.models import Account, Call
 from gateway.numbering import InvalidNumber, normalize
 from gateway.webhooks.events import public_call_object
 
-from . import envelope, rollups
+from . import envelope
 from .schemas import FROM, LIST_NUMBER, PER_PAGE_MAX, TO
 
 # Columns of the call object; the wide ones (transcript, analysis…) are never read.
@@ -42,7 +43,7 @@ DEFERRED_FROM = 1000
 
 _SPACED_OFFSET = re.compile(r"(T[\d:.]+) (\d{2}(:?\d{2})?)$")
 #: The instants every bound is held within: an ISO 8601 date of year 1 or 9999 is valid, but
-#: it or its day would not fit a datetime once moved to UTC (``rollups`` works in UTC days).
+#: it or its day would not fit a datetime once moved to UTC (``day_counts`` works in UTC days).
 #: No call lies outside, so a bound past them selects what it would have.
 EARLIEST = datetime(1, 1, 2, tzinfo=timezone.utc)
 LATEST = datetime(9999, 12, 30, tzinfo=timezone.utc)
@@ -120,7 +121,7 @@ def page_of(account: Account, args: dict) -> dict:
         total = query.count()
         rows = _fetch(query, offset, per_page) if offset < total else []
     else:
-        found = rollups.segments(account.id, base, lo, hi, direction=args.get("direction"),
+        found = day_counts.segments(account.id, base, lo, hi, direction=args.get("direction"),
                                  status=args.get("status"))
         total = sum(segment.count for segment in found)
         rows = []

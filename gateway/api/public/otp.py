@@ -10,17 +10,18 @@ from __future__ import annotations
 from flask import current_app, g
 from flask.views import MethodView
 
-from gateway.campaigns.runs import PlacementFailed
+from gateway.api.surface import SurfaceBlueprint
+from gateway.api.surfaces import PUBLIC
+from gateway.calls.placement import PlacementFailed
 from gateway.models import OtpRequest
 from gateway.otp import codes
 from gateway.otp import service as otp_service
 
 from . import common, envelope
-from .blueprint import PublicBlueprint
 from .schemas import CODE, OtpSendSchema, OtpSentSchema, OtpVerifySchema, VerifiedSchema
 
-blp = PublicBlueprint(
-    "public-otp", __name__, url_prefix=f"{envelope.PREFIX}/otp",
+blp = SurfaceBlueprint(
+    PUBLIC, "public-otp", __name__, url_prefix="/otp",
     description="Read a verification code out in a voice call, and verify it.",
 )
 

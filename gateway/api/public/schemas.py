@@ -11,7 +11,8 @@ from marshmallow import validate
 
 from gateway.api.openapi import NO_CONTROL, NOT_BLANK, OTP_CODE, OTP_CODE_TOKEN, PHONE_NUMBER, UUID, given
 from gateway.calls.scripts import DTMF_KEYS
-from gateway.models import CALL_STATUSES, DTMF_ACTIONS, RUN_TYPES
+from gateway.domain import CALL_STATUSES
+from gateway.models import DTMF_ACTIONS, RUN_TYPES
 from gateway.numbering import MAX_INPUT_LENGTH
 from gateway.otp import codes
 from gateway.otp.service import MAX_ATTEMPTS, MAX_MESSAGE_LENGTH, MAX_TTL, MIN_ATTEMPTS, MIN_TTL, MISSING

@@ -13,7 +13,7 @@ from __future__ import annotations
 from gateway import net_policy
 from gateway.media.connectors.base import BotLink, CallInfo, WsChannel, redact
 from gateway.media.connectors.guarded import open_websocket
-from gateway.media.twilio import BotStream, ProtocolIssue, new_stream_sid
+from gateway.media.twilio import BotStream, ProtocolIssue, account_sid, call_sid, new_stream_sid
 
 
 class WebsocketBotLink(BotLink):
@@ -22,8 +22,8 @@ class WebsocketBotLink(BotLink):
     def __init__(self, url: str, call: CallInfo, *, connect_timeout: float = 3.0) -> None:
         super().__init__(redact(url))
         params = {"from_number": call.from_number, "to_number": call.to_number, "call_uuid": call.call_uuid,
-                  "direction": call.direction, **call.custom_args}
-        self.stream = BotStream(new_stream_sid(), call.call_uuid, call.account_id, params)
+                  "account_id": str(call.account_id), "direction": call.direction, **call.custom_args}
+        self.stream = BotStream(new_stream_sid(), call_sid(call.call_uuid), account_sid(call.account_id), params)
         ws = open_websocket(url, headers=[], connect_timeout=connect_timeout, policy=net_policy.policy)
         self.channel = WsChannel(url, ws=ws)
         # The two first messages go out before anything else can be queued.
@@ -35,7 +35,9 @@ class WebsocketBotLink(BotLink):
 
     def _send(self, kind: str, value) -> None:
         if kind == "audio":
-            self.channel.send_text(self.stream.media(value))
+            # its place in the stream: what was sent and what was dropped before it
+            at = (self.stream.audio_bytes + self.dropped_audio_bytes) // 8
+            self.channel.send_text(self.stream.media(value, at))
         elif kind == "dtmf":
             self.channel.send_text(self.stream.dtmf(value))
         elif kind == "mark":

@@ -1,4 +1,5 @@
-"""Per-day call counts, so that ``GET /calls`` counts and seeks without scanning history.
+"""Per-day call counts, so that listing calls (the public API's ``GET /calls``) counts and
+seeks without scanning history.
 
 A list answer needs ``pagination.total`` and, for page *n*, the rows after the first
 ``(n - 1) * per_page``. Counting an account's calls, or skipping them, row by row costs
