@@ -39,12 +39,11 @@ import websocket  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from media_support import MediaRig, TwilioBot, WsServer  # noqa: E402
+from media_support import MediaRig, TwilioBot, WsServer, speech  # noqa: E402
 
 from gateway import net_policy, secret_keys  # noqa: E402
 from gateway.domain import FINAL, Status  # noqa: E402
 from gateway.config import MediaSettings  # noqa: E402
-from gateway.media import codec  # noqa: E402
 from gateway.models import Account, connect, migrate  # noqa: E402
 from gateway.simulator import Simulator  # noqa: E402
 from gateway.simulator.audio_stream import module  # noqa: E402
@@ -90,20 +89,6 @@ def wait(predicate, timeout=10.0):
     raise TimeoutError("benchmark condition not met")
 
 
-def speech(seconds: float, freq: float = 440.0) -> bytes:
-    return codec.l16_to_ulaw(codec.tone(seconds, freq, amplitude=6000))
-
-
-def real_time(bot: TwilioBot, audio: bytes) -> float:
-    started = time.monotonic()
-    for n, at in enumerate(range(0, len(audio), 160)):
-        delay = started + n * 0.02 - time.monotonic()
-        if delay > 0:
-            gevent.sleep(delay)
-        bot.send_media(audio[at:at + 160])
-    return started
-
-
 def utterance(ch, since: float):
     """(first heard, end, heard seconds, longest hole) of what the caller heard after ``since``."""
     spans = [(max(s, since), e) for s, e in ch.heard.intervals() if e > since]
@@ -130,7 +115,7 @@ def one_call(rig, sim, account_id: int, results: dict) -> None:
             return bot.mark_times()[name]
 
         # a real-time bot
-        started = real_time(bot, speech(3.0))
+        started = bot.send_real_time(speech(3.0))
         echoed = said("rt")
         first, end, heard, hole = utterance(ch, started)
         results["first audio, real-time bot"].append(first - started)

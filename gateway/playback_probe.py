@@ -49,7 +49,6 @@ logger = logging.getLogger(__name__)
 TONE_HZ = 1000.0
 TONE_SECONDS = 1.0
 MARK = "voicegw-probe"
-FRAME = 160  # 20 ms at 8 kHz
 #: A frame holds the tone if this share of its energy is at the tone's frequency.
 TONE_SHARE = 0.5
 #: Enough of the tone heard to call the form working.
@@ -63,7 +62,6 @@ class ToneBot:
 
     kind = "probe"
     label = "tone probe"
-    dropped_audio = 0
 
     def __init__(self, seconds: float = TONE_SECONDS, freq: float = TONE_HZ) -> None:
         self.audio = codec.l16_to_ulaw(codec.tone(seconds, freq, amplitude=8000))

@@ -99,11 +99,7 @@ def _postgres_test_database():
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path):
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'voicegw.sqlite3'}"
-        db = database_from_url(url)
-        migrate(db)
-        db.close()
-        return url
+        return _migrated_sqlite(tmp_path)
     test_db = request.getfixturevalue("_postgres_test_database")
     test_db.empty()
     return test_db.url
@@ -135,11 +131,16 @@ def database(database_url):
 def sqlite_database(tmp_path):
     """The database on SQLite only, for tests whose subject is not the database (what a
     caller hears of a bot): the rows they write are the same on both."""
+    yield from _bound_database(_migrated_sqlite(tmp_path))
+
+
+def _migrated_sqlite(tmp_path) -> str:
+    """The URL of a new SQLite database in ``tmp_path``, migrated."""
     url = f"sqlite:///{tmp_path / 'voicegw.sqlite3'}"
     db = database_from_url(url)
     migrate(db)
     db.close()
-    yield from _bound_database(url)
+    return url
 
 
 def _bound_database(url: str):

@@ -31,8 +31,17 @@ from wsproto.utilities import LocalProtocolError
 from gateway.calls.controller import CallController
 from gateway.calls.media_session import MediaSessions
 from gateway.config import MediaSettings, NodeConfig
+from gateway.media import codec
 from gateway.media.bridge import MediaBridge
 from gateway.webhooks.outbox import outbox_hook, outbox_log_hook
+
+
+FRAME_BYTES = 160  # 20 ms of mu-law
+
+
+def speech(seconds: float, freq: float = 440.0) -> bytes:
+    """A tone loud enough to tell from silence, as a bot's mu-law."""
+    return codec.l16_to_ulaw(codec.tone(seconds, freq, amplitude=6000))
 
 
 class Waiter:
@@ -221,6 +230,17 @@ class TwilioBot(WsServer):
         sid = self.stream_sid(peer_index)
         self.peers[peer_index].send_text(json.dumps(
             {"event": "media", "streamSid": sid, "media": {"payload": base64.b64encode(ulaw).decode()}}))
+
+    def send_real_time(self, ulaw: bytes, peer_index: int = -1) -> float:
+        """Speak like a real-time bot (a TTS stream): a 20 ms frame every 20 ms, paced on the
+        clock; returns when it started."""
+        started = time.monotonic()
+        for n, at in enumerate(range(0, len(ulaw), FRAME_BYTES)):
+            delay = started + n * 0.02 - time.monotonic()
+            if delay > 0:
+                gevent.sleep(delay)
+            self.send_media(ulaw[at:at + FRAME_BYTES], peer_index)
+        return started
 
     def send_mark(self, name: str, peer_index: int = -1) -> None:
         sid = self.stream_sid(peer_index)

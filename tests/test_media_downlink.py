@@ -24,14 +24,12 @@ import pytest
 from gateway.calls.controller import CallError
 from gateway.calls.states import FINAL, Status
 from gateway.config import MediaSettings
-from gateway.media import codec
 from gateway.models import Account
 from gateway.simulator.audio_stream import module
-from media_support import MediaRig, TwilioBot
+from media_support import MediaRig, speech
 
 CALLER = "+15550009999"
 CALLEE = "+15550100001"
-FRAME = 160
 #: The longest hole each form may leave in continuous bot audio (the issue's promise).
 MAX_GAP = {"stream": 0.020, "files": 0.040}
 #: Beyond the promise: the heard timeline is the simulator's model, exact to a frame.
@@ -71,20 +69,6 @@ def call_in(sqlite_database, sim, bot, account):
         rig.stop()
 
 
-def tone(seconds: float, freq: float) -> bytes:
-    return codec.l16_to_ulaw(codec.tone(seconds, freq, amplitude=6000))
-
-
-def send_real_time(bot: TwilioBot, audio: bytes, frame: int = FRAME) -> None:
-    """A real-time bot: a 20 ms frame every 20 ms (paced on the clock, like a TTS stream)."""
-    started = time.monotonic()
-    for n, at in enumerate(range(0, len(audio), frame)):
-        delay = started + n * 0.02 - time.monotonic()
-        if delay > 0:
-            gevent.sleep(delay)
-        bot.send_media(audio[at:at + frame])
-
-
 def wait_heard(sim, ch, samples: int, timeout: float = 10.0) -> None:
     sim.wait_for(lambda: ch.heard.samples() >= samples, timeout=timeout)
 
@@ -107,8 +91,8 @@ def assert_heard_whole(ch, sent_samples: int, form: str) -> None:
 @pytest.mark.parametrize("form", FORMS)
 def test_a_real_time_bot_is_heard_whole_and_its_mark_after_it(form, call_in, sim, bot):
     rig, call, ch = call_in(form)
-    audio = tone(3.0, 440)
-    send_real_time(bot, audio)
+    audio = speech(3.0, 440)
+    bot.send_real_time(audio)
     bot.send_mark("said")
     bot.wait_event("mark", timeout=10)
     wait_heard(sim, ch, len(audio))
@@ -119,7 +103,7 @@ def test_a_real_time_bot_is_heard_whole_and_its_mark_after_it(form, call_in, sim
 @pytest.mark.parametrize("form", FORMS)
 def test_a_bursty_bot_is_heard_whole_and_continuous(form, call_in, sim, bot):
     rig, call, ch = call_in(form)
-    audio = tone(3.0, 440)
+    audio = speech(3.0, 440)
     started = time.monotonic()
     for n in range(3):  # a second of audio at once, every second
         delay = started + n * 1.0 - time.monotonic()
@@ -139,14 +123,14 @@ def test_a_bursty_bot_is_heard_whole_and_continuous(form, call_in, sim, bot):
 @pytest.mark.parametrize("form", FORMS)
 def test_barge_in_clears_what_was_queued_and_the_next_utterance_is_heard_whole(form, call_in, sim, bot):
     rig, call, ch = call_in(form)
-    bot.send_media(tone(5.0, 440))
+    bot.send_media(speech(5.0, 440))
     bot.send_mark("long")
     wait_heard(sim, ch, 8000)  # a second heard
     cleared_at = time.monotonic()
     bot.send_clear()
     bot.wait_event("mark", timeout=5)
     assert bot.mark_times()["long"] - cleared_at < 0.5  # the cleared utterance's mark comes back on clear
-    after = tone(1.0, 880)
+    after = speech(1.0, 880)
     gevent.sleep(0.1)  # the bot's next utterance comes a moment later
     restarted_at = time.monotonic()
     bot.send_media(after)
@@ -174,7 +158,7 @@ def test_a_stream_on_a_channel_without_send_silence_when_idle_is_not_heard(call_
     from gateway import dialplan_names as names
     monkeypatch.setattr(names, "STREAM_CHANNEL_VARIABLES", {})
     rig, call, ch = call_in("stream")
-    bot.send_media(tone(0.5, 440))
+    bot.send_media(speech(0.5, 440))
     bot.send_mark("m")
     bot.wait_event("mark", timeout=5)
     stream = module(sim).streams[call.uuid]
@@ -184,7 +168,7 @@ def test_a_stream_on_a_channel_without_send_silence_when_idle_is_not_heard(call_
 
 def test_the_community_build_plays_nothing_in_the_stream_form(call_in, sim, bot):
     rig, call, ch = call_in("stream", build="community")
-    bot.send_media(tone(0.5, 440))
+    bot.send_media(speech(0.5, 440))
     bot.send_mark("m")
     bot.wait_event("mark", timeout=5)  # the bridge's clock echoes it: only a probe can tell
     assert ch.heard.samples() == 0  # the simulator places audio when it arrives: none came

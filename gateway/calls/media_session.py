@@ -50,7 +50,7 @@ second ``start`` on an attached media bug fails).  A bot that cannot be had then
 call as at answer (``bot_unreachable``).
 
 ESL events reach the call's stream through the controller's ``event_hooks`` (every event
-of a live call, on its worker, in order): ``mod_audio_stream::*``, DTMF, PLAYBACK_*.
+of a live call, on its worker, in order): ``bridge.STREAM_EVENTS``.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ from gateway.calls.bot_target import BotTargets, Refusal, Target
 from gateway.calls.errors import CallError
 from gateway.domain import AGENT_DRIVERS, FINAL, MEDIA_ESTABLISHED, PROVIDERS, Driver, Status, Surface
 from gateway.config import MediaSettings
-from gateway.media.bridge import CallStream, MediaBridge
+from gateway.media.bridge import STREAM_EVENTS, CallStream, MediaBridge
 from gateway.media.connectors import BotLink, BotUnavailable, CallInfo, open_link
 from gateway.media.twilio import Closed
 from gateway.greenlets import GreenletOwner
@@ -80,7 +80,6 @@ from gateway.webhooks.provider import register_provider_call
 
 logger = logging.getLogger(__name__)
 
-HOOKED_EVENTS = frozenset({"CUSTOM", "DTMF", "PLAYBACK_STOP", "CHANNEL_EXECUTE_COMPLETE"})
 DRAIN_LIMIT = 10.0  # seconds of a finished bot's audio still played before the hangup
 
 
@@ -176,7 +175,7 @@ class MediaSessions:
                 self._spawn(call_uuid, self._finish, session)
 
     def _on_event(self, call_uuid: str, event) -> None:
-        if event.name in HOOKED_EVENTS:
+        if event.name in STREAM_EVENTS:
             self.bridge.route_event(call_uuid, event)
 
     # -- starting -----------------------------------------------------------------------

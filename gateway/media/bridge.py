@@ -61,6 +61,8 @@ HANDSHAKE_TIMEOUT = 5.0
 MAX_PREBOT_FRAMES = 50  # caller audio kept while the bot connects: 1 s
 MAX_LOGGED_ISSUES = 10  # per call; the rest are counted
 DOWNLINK_EVENTS = frozenset({"CUSTOM", "PLAYBACK_STOP", "CHANNEL_EXECUTE_COMPLETE"})
+#: The ESL events of its call a ``CallStream`` takes (``on_esl_event``): the caller's keys too.
+STREAM_EVENTS = DOWNLINK_EVENTS | {"DTMF"}
 MAX_SEND_BACKLOG = 256 * 1024  # bytes FreeSWITCH has not taken: ~8 s of L16 beyond the lead
 MAX_MARKS_IN_FLIGHT = 1000  # per call: a mark per 20 ms chunk for 20 s of queued audio
 YIELD_EVERY = 16  # messages a reader handles before it lets the other greenlets run
@@ -181,7 +183,7 @@ class CallStream:
         if form == "stream":
             self.downlink = StreamDownlink(lambda: self.fs)
         else:
-            self.downlink = FileDownlink(call_uuid, lambda: self.fs, self._commands.put)
+            self.downlink = FileDownlink(lambda: self.fs, self._commands.put)
         self.counters = {"caller_frames": 0, "bot_media": 0, "bot_marks": 0, "clears": 0, "issues": 0,
                          "marks_refused": 0}
         self._overflow_logged = False

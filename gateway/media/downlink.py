@@ -67,7 +67,23 @@ def stream_audio_message(pcm: bytes, rate: int = 8000, data_type: str = "raw") -
         separators=(",", ":"))
 
 
-class StreamDownlink:
+class _Downlink:
+    """What both forms do alike: their playout core holds the audio and the clock."""
+
+    playout: Playout | FilePlayout
+
+    def media(self, ulaw: bytes, now: float) -> int:
+        return self.playout.enqueue(ulaw, now)
+
+    def next_wakeup(self) -> float | None:
+        return self.playout.next_wakeup()
+
+    @property
+    def pending_marks(self) -> int:
+        return self.playout.pending_marks
+
+
+class StreamDownlink(_Downlink):
     """Binary L16 frames into a bidirectional module's buffer, on the bridge's clock."""
 
     form = "stream"
@@ -76,9 +92,6 @@ class StreamDownlink:
         self._fs = fs
         self.playout = Playout(**playout)
         self.sent_messages = 0
-
-    def media(self, ulaw: bytes, now: float) -> int:
-        return self.playout.enqueue(ulaw, now)
 
     def mark(self, name: str) -> list[str]:
         self.playout.mark(name)
@@ -98,13 +111,6 @@ class StreamDownlink:
             self.sent_messages += 1
         return due.marks
 
-    def next_wakeup(self) -> float | None:
-        return self.playout.next_wakeup()
-
-    @property
-    def pending_marks(self) -> int:
-        return self.playout.pending_marks
-
     def esl_event(self, event) -> list[str]:
         return []
 
@@ -117,23 +123,18 @@ class StreamDownlink:
                 "skipped_silence_bytes": p.skipped_bytes, "stalls": p.stalls, "handed_messages": self.sent_messages}
 
 
-class FileDownlink:
+class FileDownlink(_Downlink):
     """~200 ms files played back to back with ``sendmsg`` playback; see the module docstring."""
 
     form = "files"
 
-    def __init__(self, call_uuid: str, fs: Callable[[], FsSink | None], submit: Callable[[tuple], None],
-                 **playout) -> None:
-        self.call_uuid = call_uuid
+    def __init__(self, fs: Callable[[], FsSink | None], submit: Callable[[tuple], None], **playout) -> None:
         self._fs = fs
         self._submit = submit  # ("play", path) | ("break",), run in order by the stream
         self.playout = FilePlayout(**playout)
         self.sent_messages = 0
         self.plays = 0
         self.not_played = 0
-
-    def media(self, ulaw: bytes, now: float) -> int:
-        return self.playout.enqueue(ulaw, now)
 
     def mark(self, name: str) -> list[str]:
         return self.playout.mark(name)
@@ -152,13 +153,6 @@ class FileDownlink:
             if fs.send_text(stream_audio_message(wav_bytes(pcm), data_type="wav")):
                 self.sent_messages += 1
         return []
-
-    def next_wakeup(self) -> float | None:
-        return self.playout.next_wakeup()
-
-    @property
-    def pending_marks(self) -> int:
-        return self.playout.pending_marks
 
     def esl_event(self, event) -> list[str]:
         name = event.name
