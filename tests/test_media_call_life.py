@@ -46,7 +46,7 @@ pytestmark = pytest.mark.usefixtures("loopback_allowed")
 def sim():
     simulator = Simulator(port=0, answer_delay=0.05, dialplan_dir=str(DIALPLAN))
     # long enough to stop a gateway while the transfer rings
-    simulator.set_outcome(TRANSFER_RINGS_THEN_BUSY, Outcome(final=486, provisional=180, delay=1.5))
+    simulator.set_outcome(TRANSFER_RINGS_THEN_BUSY, Outcome(final=486, provisional=180, delay=4.0))
     simulator.start()
     yield simulator
     simulator.stop()
@@ -309,6 +309,7 @@ def test_a_transfer_that_failed_while_the_gateway_was_down_comes_back_to_the_bot
     bot.wait_event("start")
     first.controller.transfer(call.uuid, TRANSFER_RINGS_THEN_BUSY)
     gateways.stop(first)  # while it rings
+    assert "gateway_transfer_result" not in sim.channels[call.uuid].variables, "failed before the gateway was down"
     ch = sim.wait_for(lambda: (c := sim.channels.get(call.uuid)) and c.variables.get("gateway_transfer_result")
                       and c.events.count("CHANNEL_PARK") >= 2 and c, 10)
     assert ch.variables["gateway_transfer_result"] == "USER_BUSY"
