@@ -7,17 +7,27 @@
     voicegw accounts set ACCOUNT [--api-enabled false] [--rate-limit 60] [--elevenlabs-key …] …
                          [--transfer-numbers +1,1000-1099] [--transfer-sip-domains pbx.acme.com]
                          [--on-transfer-failure bot|hangup]
+    voicegw accounts set-voice ACCOUNT [--elevenlabs-agent-id ID] [--elevenlabs-api-key-file FILE|-]
+                               [--vapi-assistant-id ID] [--vapi-api-key-file FILE|-]
+    voicegw accounts show-voice ACCOUNT
     voicegw keys create ACCOUNT [--scopes calls:read,calls:write] [--name …] [--agent KEY]
     voicegw keys list ACCOUNT | rotate PK | revoke PK
     voicegw agents create ACCOUNT KEY --name … [--language en] [--type outbound] [--driver vapi --ref …]
     voicegw agents list ACCOUNT
     voicegw numbers add ACCOUNT NUMBER (--socket-url URL | --agent KEY | --webhook-url URL)
     voicegw numbers list [ACCOUNT] | remove NUMBER
+    voicegw numbers set-voice NUMBER [--elevenlabs-agent-id ID] [--vapi-assistant-id ID]
     voicegw webhook-secret rotate ACCOUNT
 
 ACCOUNT is an account id or name. Every command takes ``--json`` and then
 prints one JSON document instead of text. Bad input exits with status 2 and
 one line on stderr; a database failure exits with 1.
+
+``set-voice`` configures the native AI providers a bare ``elevenlabs``/``vapi`` media
+target talks to (``gateway.calls.bot_target``): API keys are read from a file or stdin
+(``-``), never from the command line (where the process list shows them), and are never
+printed back: ``show-voice`` says whether each is set and shows its last four characters
+only.
 
 ``gateway.cli`` mounts these with ``add_subparsers``. Each command is a small
 handler ``(args) -> Output`` that runs inside one transaction (``gateway.cli_common``).
@@ -25,6 +35,7 @@ handler ``(args) -> Output`` that runs inside one transaction (``gateway.cli_com
 from __future__ import annotations
 
 import re
+import sys
 import zoneinfo
 from decimal import Decimal, InvalidOperation
 from functools import partial
@@ -33,11 +44,12 @@ from peewee import fn
 
 from gateway import cli_common as cli
 from gateway.auth import keys
+from gateway.calls.bot_target import PROVIDER_SETTINGS
 from gateway.calls.transfer_policy import (
     ON_FAILURE_ACTIONS, TransferPolicy, clean_failure_action, clean_number_rules, clean_sip_domains,
 )
 from gateway.cli_common import CommandError, Output
-from gateway.domain import AGENT_DRIVERS
+from gateway.domain import AGENT_DRIVERS, Surface
 from gateway.models import (
     AGENT_TYPES,
     Account,
@@ -47,8 +59,8 @@ from gateway.models import (
     clean_agent_fields,
     clean_route,
 )
-from gateway.models.validators import check_socket_url, check_webhook_url
-from gateway.numbering import check_region, normalize
+from gateway.models.validators import check_media_target, check_provider_ref, check_webhook_url
+from gateway.numbering import check_region, normalize, normalize_caller_id
 
 MAX_BALANCE = Decimal(10) ** 10  # DecimalField(max_digits=14, decimal_places=4)
 MAX_RATE_LIMIT = 100_000
@@ -67,7 +79,8 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("--currency", default="USD", help="ISO 4217 code of the balance (default USD)")
     p.add_argument("--balance", default="0", help="opening balance (default 0)")
     p.add_argument("--caller-id", help="default caller id number")
-    p.add_argument("--socket-url", help="default bot WebSocket URL (ws:// or wss://)")
+    p.add_argument("--socket-url", help="default bot WebSocket URL (ws:// or wss://), or elevenlabs or vapi"
+                                        " (their agent from 'accounts set-voice'), or elevenlabs&ID, vapi&ID")
     p.add_argument("--webhook-url", help="default routing/status webhook URL")
     cli.command(accounts, "list", accounts_list, "list accounts")
     p = cli.command(accounts, "show", accounts_show, "show an account, with its webhook secret")
@@ -82,15 +95,19 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("account", help="account id or name")
     p.add_argument("--api-enabled", metavar="true|false")
     p.add_argument("--balance")
-    p.add_argument("--rate-limit", metavar="N", help="API requests per minute")
+    p.add_argument("--rate-limit", metavar="N|SURFACE=N,…",
+                   help="API requests per minute: N on every surface, or per surface (api=300,v1=90);"
+                        " 'default' (or '') for a surface's contract default (README, Rate limits)")
     p.add_argument("--region")
     p.add_argument("--timezone")
     p.add_argument("--currency")
     p.add_argument("--caller-id")
     p.add_argument("--socket-url")
     p.add_argument("--webhook-url")
-    p.add_argument("--elevenlabs-key", help="the account's ElevenLabs API key")
-    p.add_argument("--vapi-key", help="the account's Vapi API key")
+    p.add_argument("--elevenlabs-key", help="the account's ElevenLabs API key (visible in the process list:"
+                                            " prefer 'accounts set-voice --elevenlabs-api-key-file')")
+    p.add_argument("--vapi-key", help="the account's Vapi API key (visible in the process list: prefer"
+                                      " 'accounts set-voice --vapi-api-key-file')")
     p.add_argument("--transfer-numbers", metavar="RULES",
                    help="where calls may be transferred: E.164 prefixes (+, +1), ranges"
                         " (+14155550100-+14155550199) and extensions (1000, 1000-1099); default +")
@@ -99,6 +116,19 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("--on-transfer-failure", metavar="|".join(ON_FAILURE_ACTIONS),
                    help="when a transfer fails (busy, no answer, ...): bot = the call goes back to its bot"
                         " (default), hangup = the call ends with the failure's cause")
+
+    p = cli.command(accounts, "set-voice", accounts_set_voice,
+                    "set the native AI providers' agent ids and API keys ('' clears an id, an empty file a key)")
+    p.add_argument("account", help="account id or name")
+    for setting in PROVIDER_SETTINGS.values():
+        p.add_argument(setting.ref_option, metavar="ID",
+                       help=f"the {setting.name} {setting.ref_words} a bare '{setting.kind}' media target"
+                            " talks to, unless the call's number has its own")
+        p.add_argument(setting.key_option, metavar="FILE",
+                       help=f"read the account's {setting.name} API key from FILE ('-': standard input)")
+    p = cli.command(accounts, "show-voice", accounts_show_voice,
+                    "show the native AI providers' settings of an account and its numbers (keys masked)")
+    p.add_argument("account", help="account id or name")
 
     key_group = cli.group(subparsers, "keys", "manage API keys")
     p = cli.command(key_group, "create", keys_create, "create a key; prints its secret, once")
@@ -130,13 +160,21 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("account", help="account id or name")
     p.add_argument("number", help="read in the account's region unless it starts with +")
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--socket-url", help="stream calls to this bot WebSocket")
+    target.add_argument("--socket-url", help="stream calls to this bot WebSocket, or to elevenlabs or vapi"
+                                             " (their agent from 'set-voice'), or elevenlabs&ID, vapi&ID")
     target.add_argument("--agent", metavar="KEY", help="hand calls to this agent")
     target.add_argument("--webhook-url", help="ask this routing webhook")
     p = cli.command(numbers, "list", numbers_list, "list numbers")
     p.add_argument("account", nargs="?", help="only this account's")
     p = cli.command(numbers, "remove", numbers_remove, "remove a number")
     p.add_argument("number", help="in international form, e.g. +14155550123")
+    p = cli.command(numbers, "set-voice", numbers_set_voice,
+                    "the agent ids a bare 'elevenlabs'/'vapi' target talks to on this number's calls ('' clears)")
+    p.add_argument("number", help="in international form, e.g. +14155550123")
+    for setting in PROVIDER_SETTINGS.values():
+        p.add_argument(setting.ref_option, metavar="ID",
+                       help=f"the {setting.name} {setting.ref_words} for calls to and from this number,"
+                            " over the account's")
 
     webhook = cli.group(subparsers, "webhook-secret", "manage webhook signing secrets")
     p = cli.command(webhook, "rotate", webhook_secret_rotate,
@@ -158,9 +196,9 @@ def accounts_create(args) -> Output:
         "balance": _money(args.balance),
     }
     if args.caller_id:
-        fields["default_caller_id"] = normalize(args.caller_id, region)
+        fields["default_caller_id"] = normalize_caller_id(args.caller_id, region)
     if args.socket_url:
-        fields["default_socket_url"] = check_socket_url(args.socket_url)
+        fields["default_socket_url"] = check_media_target(args.socket_url, "socket URL")
     if args.webhook_url:
         fields["default_webhook_url"] = check_webhook_url(args.webhook_url)
     account = Account.create(**fields)
@@ -176,7 +214,7 @@ def accounts_list(args) -> Output:
     accounts = list(Account.select().order_by(Account.id))
     rows = [
         [str(a.id), a.name, a.status, _yes_no(a.api_enabled), a.region, a.timezone,
-         f"{a.balance} {a.currency}", str(a.rate_limit_per_minute)]
+         f"{a.balance} {a.currency}", _rate_text(a)]
         for a in accounts
     ]
     text = cli.table(["ID", "NAME", "STATUS", "API", "REGION", "TIMEZONE", "BALANCE", "RATE/MIN"],
@@ -201,11 +239,12 @@ def accounts_show(args) -> Output:
 _ACCOUNT_SHOW_FIELDS = [
     ("id", "id"), ("name", "name"), ("status", "status"), ("api enabled", "api_enabled"),
     ("region", "region"), ("timezone", "timezone"), ("currency", "currency"),
-    ("balance", "balance"), ("rate limit/min", "rate_limit_per_minute"),
+    ("balance", "balance"), ("rate limit/min", "rate_limit_per_minute"), ("rate limits/min", "rate_limits"),
     ("caller id", "default_caller_id"), ("socket url", "default_socket_url"),
     ("webhook url", "default_webhook_url"), ("webhook secret", "webhook_secret"),
     ("previous secret until", "webhook_secret_previous_valid_until"),
-    ("elevenlabs key", "elevenlabs_api_key"), ("vapi key", "vapi_api_key"),
+    ("elevenlabs key", "elevenlabs_api_key"), ("elevenlabs agent id", "elevenlabs_agent_id"),
+    ("vapi key", "vapi_api_key"), ("vapi assistant id", "vapi_assistant_id"),
     ("transfer numbers", "transfer_numbers"), ("transfer sip domains", "transfer_sip_domains"),
     ("on transfer failure", "on_transfer_failure"), ("created", "created_at"),
 ]
@@ -233,7 +272,7 @@ def accounts_set(args) -> Output:
     if args.balance is not None:
         changes["balance"] = _money(args.balance)
     if args.rate_limit is not None:
-        changes["rate_limit_per_minute"] = _rate_limit(args.rate_limit)
+        changes.update(_rate_limits(args.rate_limit, account.rate_limits))
     if args.region is not None:
         changes["region"] = _region(args.region)
     if args.timezone is not None:
@@ -244,8 +283,8 @@ def accounts_set(args) -> Output:
         changes["on_transfer_failure"] = clean_failure_action(args.on_transfer_failure)
     region = changes.get("region", account.region)
     optional = {
-        "default_caller_id": (args.caller_id, lambda v: normalize(v, region)),
-        "default_socket_url": (args.socket_url, check_socket_url),
+        "default_caller_id": (args.caller_id, lambda v: normalize_caller_id(v, region)),
+        "default_socket_url": (args.socket_url, partial(check_media_target, what="socket URL")),
         "default_webhook_url": (args.webhook_url, check_webhook_url),
         "elevenlabs_api_key": (args.elevenlabs_key, partial(_credential, what="ElevenLabs key")),
         "vapi_api_key": (args.vapi_key, partial(_credential, what="Vapi key")),
@@ -264,6 +303,67 @@ def accounts_set(args) -> Output:
         {**_account_doc(account), "changed": sorted(changes)},
         f"updated account {cli.label(account)}: {', '.join(sorted(changes))}",
     )
+
+
+def accounts_set_voice(args) -> Output:
+    account = cli.find_account(args.account)
+    changes: dict = {}
+    from_stdin = [setting.key_option for setting in PROVIDER_SETTINGS.values()
+                  if getattr(args, _dest(setting.key_option)) == "-"]
+    if len(from_stdin) > 1:
+        raise CommandError(f"only one key can be read from standard input ({' and '.join(from_stdin)} both say -)")
+    for setting in PROVIDER_SETTINGS.values():
+        ref = getattr(args, _dest(setting.ref_option))
+        if ref is not None:
+            changes[setting.ref_column] = (
+                check_provider_ref(ref, setting.ref_option) if ref.strip() else None)
+        path = getattr(args, _dest(setting.key_option))
+        if path is not None:
+            key = _read_secret(path, setting.key_option)
+            changes[setting.key_column] = _credential(key, what=f"{setting.name} API key") if key else None
+    if not changes:
+        raise CommandError("nothing to set; give at least one option (see --help)")
+    for field, value in changes.items():
+        setattr(account, field, value)
+    account.save(only=[getattr(Account, field) for field in changes])
+    return Output({**_voice_doc(account), "changed": sorted(changes)},
+                  f"updated account {cli.label(account)}: {', '.join(sorted(changes))}")
+
+
+def accounts_show_voice(args) -> Output:
+    account = cli.find_account(args.account)
+    doc = _voice_doc(account)
+    lines = []
+    for setting in PROVIDER_SETTINGS.values():
+        kind = setting.kind
+        key = doc[kind]["api_key"]
+        ref = doc[kind][setting.ref_words.replace(" ", "_")]
+        lines.append(f"{setting.name}: {setting.ref_words} {ref or '-'},"
+                     f" API key {('set (' + key + ')') if key else 'not set'}")
+    settings = PROVIDER_SETTINGS.values()
+    headers = ["NUMBER", *(f"{s.name} {s.ref_words}".upper() for s in settings)]
+    rows = [[n["e164"], *(n[s.ref_column] or "-" for s in settings)] for n in doc["numbers"]]
+    lines.append(cli.table(headers, rows, empty="no number has its own provider agents"))
+    return Output(doc, "\n".join(lines))
+
+
+def numbers_set_voice(args) -> Output:
+    e164 = normalize(args.number, None)
+    number = PhoneNumber.select(PhoneNumber, Account).join(Account).where(PhoneNumber.e164 == e164).first()
+    if number is None:
+        raise CommandError(f"no number {e164}")
+    changes = {}
+    for setting in PROVIDER_SETTINGS.values():
+        ref = getattr(args, _dest(setting.ref_option))
+        if ref is not None:
+            changes[setting.ref_column] = check_provider_ref(ref, setting.ref_option) if ref.strip() else None
+    if not changes:
+        raise CommandError("nothing to set; give at least one option (see --help)")
+    for field, value in changes.items():
+        setattr(number, field, value)
+    number.save(only=[getattr(PhoneNumber, field) for field in changes])
+    return Output({**_number_doc(number, number.account), "changed": sorted(changes)},
+                  f"updated {e164}: {', '.join(sorted(changes))}")
 
 
 def webhook_secret_rotate(args) -> Output:
@@ -479,12 +579,39 @@ def _money(text: str) -> Decimal:
     return amount.quantize(Decimal("0.0001"))
 
 
-def _rate_limit(text: str) -> int:
-    if not (text.strip().isascii() and text.strip().isdigit()) or not 1 <= int(text) <= MAX_RATE_LIMIT:
-        raise CommandError(
-            f"--rate-limit {text!r} is invalid; expected a whole number from 1 to {MAX_RATE_LIMIT}"
-        )
-    return int(text)
+RATE_LIMIT_SURFACES = tuple(surface.value for surface in Surface)
+
+
+def _rate_limit(text: str, whole: str) -> int | None:
+    """A number of requests per minute, or None for ``default``."""
+    value = text.strip()
+    if value.lower() in ("", "default"):
+        return None
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_RATE_LIMIT:
+        raise CommandError(f"--rate-limit {whole!r} is invalid; expected a whole number from 1 to"
+                           f" {MAX_RATE_LIMIT} (or 'default'), on every surface or per surface"
+                           f" ({', '.join(f'{s}=N' for s in RATE_LIMIT_SURFACES)})")
+    return int(value)
+
+
+def _rate_limits(text: str, current: dict | None) -> dict:
+    """The account fields ``--rate-limit`` sets: ``N`` the override on every surface,
+    ``SURFACE=N,…`` those of the surfaces named (``default``: none)."""
+    if "=" not in text:
+        return {"rate_limit_per_minute": _rate_limit(text, text)}
+    limits = dict(current or {})
+    for part in text.split(","):
+        surface, sep, value = part.partition("=")
+        surface = surface.strip().lower()
+        if not sep or surface not in RATE_LIMIT_SURFACES:
+            raise CommandError(f"--rate-limit {text!r} is invalid; {surface or part!r} is not a surface"
+                               f" (expected {', '.join(RATE_LIMIT_SURFACES)})")
+        limit = _rate_limit(value, text)
+        if limit is None:
+            limits.pop(surface, None)
+        else:
+            limits[surface] = limit
+    return {"rate_limits": limits or None}
 
 
 def _boolean(text: str, option: str) -> bool:
@@ -496,6 +623,24 @@ def _boolean(text: str, option: str) -> bool:
     raise CommandError(f"{option} {text!r} is invalid; expected true or false")
 
 
+def _dest(option: str) -> str:
+    """argparse's attribute name for ``option`` (``--vapi-api-key-file`` -> ``vapi_api_key_file``)."""
+    return option.lstrip("-").replace("-", "_")
+
+
+def _read_secret(path: str, option: str) -> str:
+    """A secret from ``path`` (``-``: standard input), stripped of surrounding whitespace."""
+    if path == "-":
+        return sys.stdin.read().strip()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError as exc:
+        raise CommandError(f"{option} {path!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{option} {path!r} is not UTF-8 text") from None
+
+
 def _credential(value: str, what: str) -> str:
     value = value.strip()
     if any(ch.isspace() for ch in value) or len(value) > 512:
@@ -504,6 +649,14 @@ def _credential(value: str, what: str) -> str:
 
 
 # -- output -------------------------------------------------------------------
+
+
+def _rate_text(account: Account) -> str:
+    """The account's rate-limit overrides in a word: ``default`` (each surface's), ``N``,
+    ``v1=90``, ``300,v1=90``."""
+    parts = [] if account.rate_limit_per_minute is None else [str(account.rate_limit_per_minute)]
+    parts += [f"{surface}={limit}" for surface, limit in sorted((account.rate_limits or {}).items())]
+    return ",".join(parts) or "default"
 
 
 def _account_doc(account: Account, with_secret: bool = False) -> dict:
@@ -517,11 +670,14 @@ def _account_doc(account: Account, with_secret: bool = False) -> dict:
         "currency": account.currency,
         "balance": str(account.balance),  # a string: JSON numbers would lose decimals
         "rate_limit_per_minute": account.rate_limit_per_minute,
+        "rate_limits": account.rate_limits or {},
         "default_caller_id": account.default_caller_id,
         "default_socket_url": account.default_socket_url,
         "default_webhook_url": account.default_webhook_url,
         "elevenlabs_api_key": _masked(account.elevenlabs_api_key),
+        "elevenlabs_agent_id": account.elevenlabs_agent_id,
         "vapi_api_key": _masked(account.vapi_api_key),
+        "vapi_assistant_id": account.vapi_assistant_id,
         "transfer_numbers": list(TransferPolicy.of(account).numbers),
         "transfer_sip_domains": list(TransferPolicy.of(account).sip_domains),
         "on_transfer_failure": account.on_transfer_failure,
@@ -574,9 +730,27 @@ def _number_doc(number: PhoneNumber, account: Account) -> dict:
         "socket_url": number.socket_url,
         "agent": number.agent.key if number.agent_id else None,
         "webhook_url": number.webhook_url,
+        "elevenlabs_agent_id": number.elevenlabs_agent_id,
+        "vapi_assistant_id": number.vapi_assistant_id,
         "active": number.active,
         "created_at": cli.iso(number.created_at),
     }
+
+
+def _voice_doc(account: Account) -> dict:
+    """The account's native AI provider settings, keys masked, and its numbers' own ids."""
+    doc: dict = {"account_id": account.id}
+    for kind, setting in PROVIDER_SETTINGS.items():
+        doc[kind] = {setting.ref_words.replace(" ", "_"): getattr(account, setting.ref_column),
+                     "api_key": _masked(getattr(account, setting.key_column))}
+    columns = [getattr(PhoneNumber, s.ref_column) for s in PROVIDER_SETTINGS.values()]
+    has_own = columns[0].is_null(False)
+    for column in columns[1:]:
+        has_own |= column.is_null(False)
+    numbers = account.phone_numbers.where(has_own).order_by(PhoneNumber.e164)
+    doc["numbers"] = [{"e164": n.e164, **{s.ref_column: getattr(n, s.ref_column) for s in PROVIDER_SETTINGS.values()}}
+                      for n in numbers]
+    return doc
 
 
 def _masked(secret: str | None) -> str | None:
@@ -601,4 +775,6 @@ def _text_value(value) -> str:
         return _yes_no(value)
     if isinstance(value, list):
         return ", ".join(value) or "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={item}" for key, item in sorted(value.items())) or "-"
     return str(value)

@@ -10,6 +10,7 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
+from gateway import json_logs  # noqa: E402
 from gateway.config import CONFIG_VAR, NodeConfig, Settings  # noqa: E402
 
 
@@ -82,6 +83,10 @@ def cmd_simulate_call(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    if args.agents:
+        from gateway import demo_agents
+
+        return demo_agents.run()
     from gateway import demo
 
     return demo.run()
@@ -91,14 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voicegw", description="Self-hosted voice gateway for FreeSWITCH.")
     parser.add_argument("--config", help="config file (INI or TOML); also GATEWAY_CONFIG")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--log-format", choices=json_logs.LOG_FORMATS, default=None,
+                        help="text (default) or json: one JSON object a line, call_uuid on a call's lines;"
+                             f" also {json_logs.LOG_FORMAT_VAR}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the API server and call controller").set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(func=cmd_migrate)
     sub.add_parser("doctor", help="check FreeSWITCH (ESL, modules, dialplan) and the database").set_defaults(
         func=cmd_doctor)
-    sub.add_parser("demo", help="run the simulator and the gateway, place calls, print their timelines").set_defaults(
-        func=cmd_demo)
-    from gateway import admin_cli, calls_cli, public_cli, secrets_cli
+    demo = sub.add_parser("demo", help="run the simulator and the gateway, place calls, print their timelines")
+    demo.add_argument("--agents", action="store_true",
+                      help="instead: build a voice agent over /api/agent-api/voice, attach a number, take a call")
+    demo.set_defaults(func=cmd_demo)
+    from gateway import admin_cli, approvals_cli, calls_cli, public_cli, secrets_cli
     from gateway.simulator import cli as simulator_cli
     from gateway.webhooks import cli as webhooks_cli
 
@@ -108,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     webhooks_cli.add_subparsers(sub)
     calls_cli.add_subparsers(sub)
     secrets_cli.add_subparsers(sub)
+    approvals_cli.add_subparsers(sub)
     sim_call = sub.add_parser("simulate-call", help="call your bot through a simulated FreeSWITCH, or inject "
                                                     "an inbound call into a DID")
     target = sim_call.add_mutually_exclusive_group(required=True)
@@ -133,9 +144,10 @@ def main(argv=None) -> int:
         os.environ[CONFIG_VAR] = args.config
     # The services log what they do at INFO; the other commands only warn.
     service = args.command == "serve" or getattr(args, "webhooks_command", None) == "dispatch"
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO if service else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        log_format = args.log_format or os.environ.get(json_logs.LOG_FORMAT_VAR, "text").strip().lower()
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO if service else logging.WARNING,
+                            handlers=[json_logs.handler(log_format)])
         return args.func(args) or 0
     except ValueError as exc:  # bad settings and the like: one clear line, no traceback
         print(f"voicegw: {exc}", file=sys.stderr)

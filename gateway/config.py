@@ -47,11 +47,12 @@ ELEVENLABS_URL_VAR = "ELEVENLABS_API_URL"
 VAPI_URL_VAR = "VAPI_API_URL"
 ADMISSION_WAIT_VAR = "GATEWAY_ADMISSION_WAIT"
 MEDIA_DIR_VAR = "GATEWAY_MEDIA_DIR"
+METRICS_TOKEN_VAR = "GATEWAY_METRICS_TOKEN"
 
 _MEDIA_VARS = (MEDIA_ENABLED_VAR, MEDIA_LISTEN_VAR, MEDIA_URL_VAR, MEDIA_PLAYBACK_VAR, BOT_CONNECT_TIMEOUT_VAR,
                ELEVENLABS_URL_VAR, VAPI_URL_VAR)
 _SETTING_VARS = (DATABASE_URL_VAR, HTTP_VAR, NODES_VAR, ADMISSION_WAIT_VAR, MEDIA_DIR_VAR) + _MEDIA_VARS
-_SETTING_VARS += (OUTBOUND_ALLOWLIST_VAR, OUTBOUND_ALLOWLIST_ALIAS, SECRETS_KEY_VAR)
+_SETTING_VARS += (OUTBOUND_ALLOWLIST_VAR, OUTBOUND_ALLOWLIST_ALIAS, SECRETS_KEY_VAR, METRICS_TOKEN_VAR)
 DEFAULT_MEDIA_PORT = 8090
 #: Seconds a placed call may wait for its FreeSWITCH node's session budget before it
 #: fails (``calls/admission.py``): a burst of 1,500 calls at a shipped node's 26 a second.
@@ -149,6 +150,9 @@ class Settings:
     #: The keys stored secrets are encrypted with (``gateway.secret_keys``; a process
     #: applies them with ``secret_keys.configure``); None: each database's fallback.
     secrets_keys: SecretKeys | None = None
+    #: The bearer token ``/metrics`` asks for; None: the page is open to whoever reaches
+    #: the HTTP address.
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(
@@ -187,6 +191,8 @@ class Settings:
             parsed["outbound_allowlist"] = parse_allowlist(text, source)
         if SECRETS_KEY_VAR in raw:
             parsed["secrets_keys"] = SecretKeys.parse(*raw[SECRETS_KEY_VAR])
+        if METRICS_TOKEN_VAR in raw:
+            parsed["metrics_token"] = str(raw[METRICS_TOKEN_VAR][0]).strip() or None
         return cls(database_url=database_url, **parsed)
 
 

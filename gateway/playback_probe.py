@@ -53,6 +53,11 @@ MARK = "voicegw-probe"
 TONE_SHARE = 0.5
 #: Enough of the tone heard to call the form working.
 HEARD_ENOUGH = 0.95
+#: How long before the recorded end of its audio a mark may come back and still count as
+#: played: the recording's start is known only to the reply of ``record start`` (a loaded
+#: switch starts writing a frame or a few later). A mark that does not wait for its audio
+#: at all comes back about the tone's length early.
+MARK_EARLY_TOLERANCE = 0.2
 PROBE_EVENTS = "CHANNEL_ANSWER CHANNEL_HANGUP PLAYBACK_STOP CHANNEL_EXECUTE_COMPLETE CUSTOM mod_audio_stream::play " \
                "mod_audio_stream::connect mod_audio_stream::error mod_audio_stream::json"
 
@@ -114,6 +119,9 @@ class ProbeResult:
         return f"{text}. {self.advice()}"
 
     def advice(self) -> str:
+        if self.mark_before_audio and self.heard >= HEARD_ENOUGH:
+            return ("The mark came back before its audio had played: a bot's marks would not tell it what the "
+                    "caller heard (this node's mod_audio_stream echoes marks at once?).")
         if self.form == "stream":
             if self.heard < 0.05:
                 return ("Nothing heard in the stream form: this node's mod_audio_stream cannot stream (the "
@@ -153,7 +161,7 @@ def analyse(pcm: bytes, rate: int, *, recorded_at: float, sent_at: float, mark_a
     gaps = np.diff(heard) - 1
     longest = float(gaps.max()) * 20.0 if gaps.size else 0.0
     last_end = recorded_at + (heard[-1] + 1) / 50
-    mark_early = mark_at is not None and mark_at < last_end - 0.02
+    mark_early = mark_at is not None and mark_at < last_end - MARK_EARLY_TOLERANCE
     return fraction, max(0.0, (first_at - sent_at) * 1000.0), longest, mark_early
 
 

@@ -38,7 +38,7 @@ from gateway.calls.scripts import check_dtmf_map
 from gateway.campaigns import audio, saved
 from gateway.calls.transfer_policy import TransferPolicy, transfer_destination
 from gateway.models import CAMPAIGN_STATUSES, CAMPAIGN_TYPES, AudioClip, CallRate, SavedCampaign
-from gateway.numbering import normalize
+from gateway.numbering import normalize_caller_id
 
 MAX_AMOUNT = Decimal(10) ** 9
 MAX_PULSE = 3600
@@ -146,7 +146,7 @@ def campaigns_create(args) -> Output:
     account = cli.find_account(args.account)
     clip = _clip(account, args.audio) if args.audio else None
     dtmf_map = _dtmf_map(args.dtmf_map) if args.dtmf_map else None
-    caller_id = normalize(args.caller_id, account.region) if args.caller_id else None
+    caller_id = normalize_caller_id(args.caller_id, account.region) if args.caller_id else None
     campaign = saved.create(account, args.name, args.kind, audio=clip, dtmf_map=dtmf_map, caller_id=caller_id,
                             status=args.status)
     return Output(_campaign_doc(campaign), f"created campaign {campaign.id} ({campaign.name}, {campaign.type})"
@@ -176,7 +176,7 @@ def campaigns_set(args) -> Output:
     if args.dtmf_map is not None:
         changes["dtmf_map"] = _dtmf_map(args.dtmf_map) if args.dtmf_map.strip() else None
     if args.caller_id is not None:
-        changes["caller_id"] = normalize(args.caller_id, account.region) if args.caller_id.strip() else None
+        changes["caller_id"] = normalize_caller_id(args.caller_id, account.region) if args.caller_id.strip() else None
     if not changes:
         raise CommandError("nothing to set; give at least one option (see --help)")
     saved.update(campaign, **changes)

@@ -6,8 +6,8 @@ tests run one in-process.  Everything is a greenlet on one gevent hub.
 This is the one place that wires the process: what the controller tells about each call
 (its listeners, the hooks inside each batch's transaction, the hooks on its log entries)
 goes to the media sessions, the webhook outbox and dispatcher, the public API's playback
-scripts, the wallet and the per-day call counts, all connected here.  Building the HTTP
-app (``gateway.api.create_app``) changes nothing else.
+scripts, the wallet, the per-day call counts and the campaign dialer, all connected here.
+Building the HTTP app (``gateway.api.create_app``) changes nothing else.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ from gateway.calls.day_counts import rollup_hook
 from gateway.calls.media_session import MediaSessions
 from gateway.calls.scripts import Script, ScriptRunner
 from gateway.campaigns import runs
+from gateway.metrics import GatewayMetrics
 from gateway.config import NodeConfig, Settings
+from gateway.dialer.dialer import Dialer
+from gateway.dialer.results import results_hook
 from gateway.domain import Surface
 from gateway.greenlets import GreenletOwner
 from gateway.media.bridge import MediaBridge
@@ -63,10 +66,13 @@ class Gateway:
     playback form and log whether a caller would hear it (``gateway.playback_probe``);
     ``voicegw serve`` does, tests and the demo choose."""
 
-    def __init__(self, settings: Settings, originate_timeout: int = 60, probe_playback: bool = False) -> None:
+    def __init__(self, settings: Settings, originate_timeout: int = 60, probe_playback: bool = False,
+                 dialer_options: dict | None = None) -> None:
         self.settings = settings
         self.probe_playback = probe_playback
         self._probes = GreenletOwner("playback probes")
+        # URL knowledge documents fetched for the voice-agent admin surface.
+        self.knowledge = GreenletOwner("knowledge fetches")
         self.db = connect(settings.database_url)
         self.controller = CallController(settings.freeswitch_nodes, originate_timeout=originate_timeout,
                                          admission_wait=settings.admission_wait)
@@ -93,6 +99,14 @@ class Gateway:
         self.controller.public_scripts = scripts
         self.controller.transaction_hooks.append(billing_hook)
         self.controller.transaction_hooks.append(rollup_hook)
+        # Campaigns: the dialer places their calls; a call's final status settles its
+        # contact's attempt in the same transaction, whichever process placed it.
+        # ``dialer_options``: ``Dialer``'s clock, interval and lease (tests set them).
+        self.dialer = Dialer(self.controller, **(dialer_options or {}))
+        self.controller.transaction_hooks.append(results_hook(self.dialer.clock))
+        self.metrics = GatewayMetrics(self.controller, self.bridge)
+        self.metrics.install()
+        self.dispatcher.attempt_hooks.append(self.metrics.webhook_attempt)
         self.app = create_app(self)
         self.http: WSGIServer | None = None
 
@@ -112,6 +126,7 @@ class Gateway:
             for config in self.settings.freeswitch_nodes:
                 self._probes.spawn(self._probe_node, config)
         self.dispatcher.start()
+        self.dialer.start()
         if http:
             self.http = ApiServer(tuple(self.settings.http), self.app, log=None)
             self.http.start()
@@ -143,9 +158,11 @@ class Gateway:
             self.http.stop(timeout=2)
             self.http = None
         self._probes.stop(0)
+        self.knowledge.stop(1.0)
         if self.media is not None:
             self.media.stop()
             self.bridge.stop()
+        self.dialer.stop()
         self.controller.public_scripts.stop()
         self.controller.stop()
         self.dispatcher.stop()

@@ -26,11 +26,11 @@ __all__ = [
 ]
 
 
-def _gateway(database_url, nodes):
-    # No media bridge: these tests are about the REST surfaces and the call rows; the
-    # bridge has its own tests (a test that needs the redirect hook sets it).
+def _gateway(database_url, nodes, media=MediaSettings(enabled=False)):
+    # No media bridge by default: these tests are about the REST surfaces and the call
+    # rows; the bridge has its own tests (a test that needs the redirect hook sets it).
     settings = Settings(database_url=database_url, http=HttpAddress("127.0.0.1", 0), freeswitch_nodes=nodes,
-                        media=MediaSettings(enabled=False))
+                        media=media)
     gateway = Gateway(settings, originate_timeout=5)
     gateway.start(http=False)
     return gateway

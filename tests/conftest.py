@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from peewee import sort_models
 from psycopg2 import sql
 
 from gateway import models, net_policy, secret_keys
@@ -42,6 +43,7 @@ class _PostgresTestDatabase:
         self.name = f"voicegw_test_{secrets.token_hex(6)}"
         self.url = f"{admin_url.rsplit('/', 1)[0]}/{self.name}"
         self.conn = None
+        self._emptying = None
         with self.admin.cursor() as cur:
             cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
 
@@ -53,9 +55,20 @@ class _PostgresTestDatabase:
         self.conn.autocommit = True
 
     def empty(self):
-        tables = sql.SQL(", ").join(sql.Identifier(m._meta.table_name) for m in ALL_MODELS)
+        """Delete every row, children first, and restart the id sequences: one round trip
+        of about 20 ms, where ``TRUNCATE … RESTART IDENTITY CASCADE`` of the same tables
+        takes about 400 ms (it replaces each table's files) and ran before every test."""
+        if self._emptying is None:
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT sequence_schema, sequence_name FROM information_schema.sequences")
+                sequences = cur.fetchall()
+            self._emptying = sql.SQL("; ").join(
+                [sql.SQL("DELETE FROM {}").format(sql.Identifier(model._meta.table_name))
+                 for model in reversed(sort_models(ALL_MODELS))]
+                + [sql.SQL("ALTER SEQUENCE {}.{} RESTART").format(sql.Identifier(schema), sql.Identifier(name))
+                   for schema, name in sequences])
         with self.conn.cursor() as cur:
-            cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(tables))
+            cur.execute(self._emptying)
 
     def drop(self):
         if self.conn is not None:

@@ -4,8 +4,7 @@
   every message with its arrival time and lets the test send, ping or close;
 * ``TwilioBot``: a bot speaking Twilio Media Streams (what pipecat/vocode expect), with
   helpers to wait for the gateway's messages and to send media/mark/clear;
-* ``FakeElevenLabs`` / ``FakeVapi``: servers speaking those services' documented protocols
-  (media-protocols.md §3, §4), recording what the gateway sends;
+* (ElevenLabs and Vapi stand-ins are in ``provider_standins``);
 * ``media_rig``: simulator + controller + media bridge + MediaSessions, wired like
   ``Gateway`` does.
 """
@@ -20,7 +19,6 @@ from dataclasses import dataclass, field
 import gevent
 from gevent.event import Event as Flag
 from gevent.lock import Semaphore
-from gevent.pywsgi import WSGIServer
 from gevent.server import StreamServer
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -124,7 +122,8 @@ class Peer:
 
 class WsServer(Waiter):
     """``refuse``: answer the upgrade with that HTTP status; ``ssl_context``: a ``wss://``
-    server."""
+    server.  ``reading`` cleared: the server stops reading its connections (a peer whose
+    socket fills up), set: it reads again."""
 
     def __init__(self, *, refuse: int | None = None, accept_delay: float = 0.0, ssl_context=None) -> None:
         super().__init__()
@@ -134,6 +133,8 @@ class WsServer(Waiter):
         self.on_connect = None  # fn(peer)
         self.on_message = None  # fn(peer, kind, data)
         self.offered_extensions: list = []
+        self.reading = Flag()
+        self.reading.set()
         tls = {"ssl_context": ssl_context} if ssl_context is not None else {}
         self._server = StreamServer(("127.0.0.1", 0), self._handle, **tls)
         self._server.start()
@@ -174,6 +175,7 @@ class WsServer(Waiter):
         parts: list = []
         try:
             while True:
+                self.reading.wait()
                 try:
                     data = sock.recv(65536)
                 except OSError:
@@ -263,69 +265,6 @@ class TwilioBot(WsServer):
             if kind == "text" and '"event":"mark"' in data:
                 out[json.loads(data)["mark"]["name"]] = t
         return out
-
-
-class FakeElevenLabs(WsServer):
-    """``/v1/convai/conversation?agent_id=…``: answers the client data with the metadata,
-    records user audio chunks and pongs."""
-
-    def __init__(self, *, output_format: str = "ulaw_8000", input_format: str = "ulaw_8000") -> None:
-        super().__init__()
-        self.output_format = output_format
-        self.input_format = input_format
-        self.on_message = self._reply
-
-    def _reply(self, peer: Peer, kind: str, data) -> None:
-        if kind != "text":
-            return
-        msg = json.loads(data)
-        if msg.get("type") == "conversation_initiation_client_data":
-            peer.send_text(json.dumps({"type": "conversation_initiation_metadata",
-                                       "conversation_initiation_metadata_event": {
-                                           "conversation_id": "conv_test",
-                                           "agent_output_audio_format": self.output_format,
-                                           "user_input_audio_format": self.input_format}}))
-
-    def user_audio(self, peer_index: int = -1) -> bytes:
-        return b"".join(base64.b64decode(m["user_audio_chunk"]) for m in self.peers[peer_index].json()
-                        if "user_audio_chunk" in m)
-
-    def send(self, message: dict, peer_index: int = -1) -> None:
-        self.peers[peer_index].send_text(json.dumps(message))
-
-
-class FakeVapi:
-    """``POST /call`` (bearer key checked) returning a websocketCallUrl on ``self.ws``."""
-
-    def __init__(self, api_key: str = "vapi-secret") -> None:
-        self.api_key = api_key
-        self.ws = WsServer()
-        self.requests: list[tuple[dict, dict]] = []
-        self.http = WSGIServer(("127.0.0.1", 0), self._app, log=None)
-        self.http.start()
-        self.url = f"http://127.0.0.1:{self.http.server_port}"
-
-    def _app(self, environ, start_response):
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        headers = {k: v for k, v in environ.items() if k.startswith("HTTP_")}
-        if environ["PATH_INFO"] != "/call" or environ["REQUEST_METHOD"] != "POST":
-            start_response("404 Not Found", [("Content-Type", "application/json")])
-            return [b'{"message":"not found"}']
-        if headers.get("HTTP_AUTHORIZATION") != f"Bearer {self.api_key}":
-            start_response("401 Unauthorized", [("Content-Type", "application/json")])
-            return [b'{"message":"Invalid Key"}']
-        data = json.loads(body)
-        self.requests.append((data, headers))
-        call_id = f"call-{len(self.requests)}"
-        answer = {"id": call_id, "type": "vapi.websocketCall", "status": "queued",
-                  "transport": {"provider": "vapi.websocket",
-                                "websocketCallUrl": f"ws://127.0.0.1:{self.ws.port}/{call_id}/transport"}}
-        start_response("201 Created", [("Content-Type", "application/json")])
-        return [json.dumps(answer).encode()]
-
-    def stop(self) -> None:
-        self.ws.stop()
-        self.http.stop(timeout=1)
 
 
 class MediaRig:

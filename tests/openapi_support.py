@@ -28,6 +28,8 @@ _NUMBER = (r"'[^']*' (is too short|is too long|is not a valid number|is not a mo
            r"|has an unknown country code|is not a phone number$)")
 # A URL whose host is an address the outbound policy refuses (gateway.net_policy).
 _ADDRESS = r"'[^']*': .* resolves to .*; refused$"
+# A bare provider target whose agent id (or Vapi key) is in no setting (gateway.calls.bot_target).
+_NOT_CONFIGURED = r"^no (ElevenLabs agent id|Vapi assistant id|Vapi API key) is configured for this account; "
 
 
 def _exactly(*texts: str) -> list[str]:
@@ -40,9 +42,10 @@ BUSINESS_REFUSALS: dict[str, list[str]] = {
         rf"^(socket_url|webhook_url): {_ADDRESS}",
         r"^caller_id_number is required: the account has no default caller ID$",
         r"^socket_url or webhook_url is required: the account has no default for either$",
+        _NOT_CONFIGURED,
     ],
     "POST /api/calls/transfer": [rf"^destination_number: {_NUMBER}"],
-    "POST /api/calls/redirect": [rf"^media_server: {_ADDRESS}"],
+    "POST /api/calls/redirect": [rf"^media_server: {_ADDRESS}", _NOT_CONFIGURED],
     "POST /v1/calls": [
         rf"^(phone|phone_number): {_NUMBER}",
         r"^agent_name: several agents have this name; send agent \(the key\) or agent_id$",
@@ -60,6 +63,22 @@ BUSINESS_REFUSALS: dict[str, list[str]] = {
         saved.IS_OTP, saved.NOT_SINGLE, saved.NO_AUDIO, saved.PAUSED, schemas.NUMBER, schemas.CALLER_ID,
         common.NO_CALLER_ID, public_calls.NO_AGENT_DESTINATION),
 }
+
+# The voice-agent admin surface (gateway.api.voice_admin): what a map's keys must be (OpenAPI
+# 3.0 has no propertyNames), a driver's reference, a URL's host, a tool's JSON Schema.
+_VOICE = "/api/agent-api/voice"
+_VOICE_AGENT = [r"^dynamic_variables\..*\.key: String does not match expected pattern\.$",
+                r"^(elevenlabs|vapi) id '.*' is invalid$", r"^the websocket driver's URL ", _ADDRESS]
+BUSINESS_REFUSALS.update({
+    f"POST {_VOICE}/agents": _VOICE_AGENT,
+    f"PATCH {_VOICE}/agents/{{agent_id}}": _VOICE_AGENT,
+    f"POST {_VOICE}/knowledge/url": [rf"^url: URL {_ADDRESS}", r"^url: URL '[^']*' "],
+    f"POST {_VOICE}/agents/{{agent_id}}/tools": [
+        r"^headers\..*\.key: (String does not match expected pattern|Must not contain control characters"
+        r"|Length must be between 1 and 100)\.$",
+        rf"^url: URL {_ADDRESS}", r"^url: URL '[^']*' ", r"^url: env vars may be used",
+        r"^parameters: not a valid JSON Schema", r"^parameters: the schema must describe an object"],
+})
 
 # The /api and /v1 surfaces join several fields' messages with "; " (gateway.api.errors).
 _NEXT_FIELD = re.compile(r"; (?=[a-z_.]+: )")

@@ -1,5 +1,6 @@
 """The admin commands, run in-process through an argparse parser, on both databases."""
 import argparse
+import io
 import json
 import re
 from decimal import Decimal
@@ -87,7 +88,7 @@ def test_accounts_create(cli):
     assert account.default_caller_id == "+919812345678"
     assert account.default_socket_url == "wss://bot.example.com/media"
     assert account.default_webhook_url == "https://hooks.example.com/r"
-    assert (account.status, account.api_enabled, account.rate_limit_per_minute) == ("active", True, 120)
+    assert (account.status, account.api_enabled, account.rate_limit_per_minute) == ("active", True, None)
 
 
 def test_accounts_create_json_and_defaults(cli):
@@ -97,7 +98,7 @@ def test_accounts_create_json_and_defaults(cli):
     assert (doc["region"], doc["timezone"], doc["currency"], doc["balance"]) == ("US", "UTC", "USD", "0.0000")
     assert doc["webhook_secret"] == account.webhook_secret
     assert doc["webhook_secret"].startswith("whsec_")
-    assert doc["rate_limit_per_minute"] == 120
+    assert (doc["rate_limit_per_minute"], doc["rate_limits"]) == (None, {})  # each surface's default
     assert doc["created_at"].endswith("Z")
 
 
@@ -139,7 +140,7 @@ def test_accounts_list(cli):
 
     lines = cli("accounts", "list").splitlines()
     assert lines[0].split() == ["ID", "NAME", "STATUS", "API", "REGION", "TIMEZONE", "BALANCE", "RATE/MIN"]
-    assert lines[1].split() == ["1", "acme", "active", "yes", "US", "UTC", "10.5000", "USD", "120"]
+    assert lines[1].split() == ["1", "acme", "active", "yes", "US", "UTC", "10.5000", "USD", "default"]
     assert lines[2].split()[1] == "globex"
     doc = cli.json("accounts", "list")
     assert [a["name"] for a in doc["accounts"]] == ["acme", "globex"]
@@ -217,7 +218,21 @@ def test_api_disabled_refuses_the_accounts_keys(cli, acme):
 )
 def test_accounts_set_bad_input(cli, acme, options, message):
     cli.fails("accounts", "set", "acme", *options, match=re.escape(message))
-    assert Account.get_by_id(acme.id).rate_limit_per_minute == 120
+    assert Account.get_by_id(acme.id).rate_limit_per_minute is None
+
+
+def test_accounts_set_rate_limits_on_every_surface_or_per_surface(cli, acme):
+    cli("accounts", "set", "acme", "--rate-limit", "300")
+    doc = cli.json("accounts", "set", "acme", "--rate-limit", "v1=90,public=500")
+    assert (doc["rate_limit_per_minute"], doc["rate_limits"]) == (300, {"v1": 90, "public": 500})
+    assert "300,public=500,v1=90" in cli("accounts", "list")
+    doc = cli.json("accounts", "set", "acme", "--rate-limit", "public=default")
+    assert doc["rate_limits"] == {"v1": 90}
+    doc = cli.json("accounts", "set", "acme", "--rate-limit", "default")
+    assert (doc["rate_limit_per_minute"], doc["rate_limits"]) == (None, {"v1": 90})
+    cli.fails("accounts", "set", "acme", "--rate-limit", "fax=5", match="'fax' is not a surface")
+    cli.fails("accounts", "set", "acme", "--rate-limit", "v1=0", match="--rate-limit 'v1=0' is invalid")
+    assert Account.get_by_id(acme.id).rate_limits == {"v1": 90}
 
 
 # -- keys ---------------------------------------------------------------------
@@ -424,6 +439,84 @@ def test_numbers_add_bad_input(cli, acme, argv, message):
     assert PhoneNumber.select().count() == 1
 
 
+# -- native AI providers (set-voice) ------------------------------------------
+
+
+def test_set_voice_keys_from_a_file_or_stdin_never_printed(cli, acme, tmp_path, monkeypatch):
+    key_file = tmp_path / "xi.key"
+    key_file.write_text("xi-secret-key-0001\n")
+    out = cli("accounts", "set-voice", "acme", "--elevenlabs-agent-id", "agent_abc",
+              "--elevenlabs-api-key-file", str(key_file))
+    assert out.strip() == "updated account 1 (acme): elevenlabs_agent_id, elevenlabs_api_key"
+    monkeypatch.setattr("sys.stdin", io.StringIO("vapi-secret-key-0002\n"))
+    doc = cli.json("accounts", "set-voice", "acme", "--vapi-assistant-id", "asst-1", "--vapi-api-key-file", "-")
+    assert doc["changed"] == ["vapi_api_key", "vapi_assistant_id"]
+    account = Account.get_by_id(acme.id)
+    assert (account.elevenlabs_agent_id, account.elevenlabs_api_key) == ("agent_abc", "xi-secret-key-0001")
+    assert (account.vapi_assistant_id, account.vapi_api_key) == ("asst-1", "vapi-secret-key-0002")
+    shown = cli("accounts", "show-voice", "acme")
+    assert shown.splitlines()[:2] == ["ElevenLabs: agent id agent_abc, API key set (…0001)",
+                                      "Vapi: assistant id asst-1, API key set (…0002)"]
+    doc = cli.json("accounts", "show-voice", "acme")
+    assert doc == {"account_id": acme.id, "elevenlabs": {"agent_id": "agent_abc", "api_key": "…0001"},
+                   "vapi": {"assistant_id": "asst-1", "api_key": "…0002"}, "numbers": []}
+    for argv in (["accounts", "show-voice", "acme"], ["accounts", "show", "acme"], ["accounts", "list"]):
+        printed = cli(*argv) + cli(*argv, "--json")
+        assert "xi-secret-key" not in printed and "vapi-secret-key" not in printed, argv
+    # '' clears an id, an empty file a key.
+    (tmp_path / "empty").write_text("\n")
+    cli("accounts", "set-voice", "acme", "--elevenlabs-agent-id", "", "--elevenlabs-api-key-file",
+        str(tmp_path / "empty"))
+    account = Account.get_by_id(acme.id)
+    assert (account.elevenlabs_agent_id, account.elevenlabs_api_key, account.vapi_assistant_id) == (
+        None, None, "asst-1")
+    assert cli("accounts", "show-voice", "acme").splitlines()[0] == "ElevenLabs: agent id -, API key not set"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--elevenlabs-agent-id", "bad id"], "--elevenlabs-agent-id 'bad id' is invalid; expected 1-128 characters"),
+    (["--vapi-assistant-id", "x" * 129], "--vapi-assistant-id 'x+' is invalid"),
+    (["--elevenlabs-api-key-file", "/nonexistent/key"], "--elevenlabs-api-key-file '/nonexistent/key': No such"),
+    (["--elevenlabs-api-key-file", "-", "--vapi-api-key-file", "-"], "only one key can be read from standard input"),
+    ([], "nothing to set"),
+])
+def test_set_voice_bad_input(cli, acme, argv, message):
+    cli.fails("accounts", "set-voice", "acme", *argv, match=message)
+    account = Account.get_by_id(acme.id)
+    assert account.elevenlabs_agent_id is account.vapi_assistant_id is account.elevenlabs_api_key is None
+
+
+def test_set_voice_refuses_a_malformed_key_file(cli, acme, tmp_path):
+    (tmp_path / "two").write_text("one key\nanother\n")
+    cli.fails("accounts", "set-voice", "acme", "--vapi-api-key-file", str(tmp_path / "two"),
+              match="the Vapi API key looks malformed")
+    (tmp_path / "binary").write_bytes(b"\xff\xfe\x00")
+    cli.fails("accounts", "set-voice", "acme", "--vapi-api-key-file", str(tmp_path / "binary"),
+              match="is not UTF-8 text")
+    assert Account.get_by_id(acme.id).vapi_api_key is None
+
+
+def test_numbers_set_voice_and_a_number_routed_to_a_provider(cli, acme):
+    out = cli("numbers", "add", "acme", "9812345678", "--socket-url", "elevenlabs")
+    assert "bot → elevenlabs" in out
+    cli("numbers", "add", "acme", "9812345679", "--socket-url", "vapi&asst-9")
+    doc = cli.json("numbers", "set-voice", "+919812345678", "--elevenlabs-agent-id", "agent_num")
+    assert (doc["elevenlabs_agent_id"], doc["vapi_assistant_id"], doc["changed"]) == (
+        "agent_num", None, ["elevenlabs_agent_id"])
+    shown = cli("accounts", "show-voice", "acme").splitlines()
+    assert shown[2].split() == ["NUMBER", "ELEVENLABS", "AGENT", "ID", "VAPI", "ASSISTANT", "ID"]
+    assert shown[3].split() == ["+919812345678", "agent_num", "-"]
+    assert len(shown) == 4  # the other number has no ids of its own
+    cli("numbers", "set-voice", "+919812345678", "--elevenlabs-agent-id", "")
+    assert PhoneNumber.get(PhoneNumber.e164 == "+919812345678").elevenlabs_agent_id is None
+    cli.fails("numbers", "set-voice", "+919812345670", "--vapi-assistant-id", "a", match=r"no number \+919812345670")
+    cli.fails("numbers", "set-voice", "+919812345678", match="nothing to set")
+    cli.fails("numbers", "set-voice", "+919812345678", "--vapi-assistant-id", "a b", match="is invalid")
+    cli.fails("numbers", "add", "acme", "9812345670", "--socket-url", "openai", match="'openai' is invalid")
+    cli.fails("accounts", "set", "acme", "--socket-url", "elevenlabs&", match="the id after '&' is invalid")
+    assert cli.json("accounts", "set", "acme", "--socket-url", "vapi")["default_socket_url"] == "vapi"
+
+
 # -- webhook secrets ----------------------------------------------------------
 
 
@@ -463,6 +556,9 @@ def test_every_command_prints_json(cli):
         ["numbers", "list"],
         ["numbers", "list", "acme"],
         ["webhook-secret", "rotate", "acme"],
+        ["accounts", "set-voice", "acme", "--elevenlabs-agent-id", "agent_abc"],
+        ["accounts", "show-voice", "acme"],
+        ["numbers", "set-voice", "+919812345678", "--vapi-assistant-id", "asst-1"],
     ]
     for argv in commands:
         assert isinstance(cli.json(*argv), dict), argv

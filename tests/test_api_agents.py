@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+import gevent
 import pytest
 
 from api_support import *  # noqa: F401,F403 -- fixtures
@@ -49,8 +50,8 @@ def test_minimal_contract_call(client, gw, sim, key_a, agents_a, account_a):
         "phone_number": "+996700000000", "phone": "+996700000000",
         "agent": "akylai", "agent_id": str(agents_a["akylai"].id), "agent_name": "Akylai",
         "contact_name": None, "custom_args": {}, "duration_seconds": record["duration_seconds"],
-        "duration": record["duration_seconds"], "recording_url": None, "transcript": None, "analysis": None,
-        "called_at": record["called_at"], "ended_at": record["ended_at"],
+        "duration": record["duration_seconds"], "provider_duration_seconds": None, "recording_url": None,
+        "transcript": None, "analysis": None, "called_at": record["called_at"], "ended_at": record["ended_at"],
     }
     assert record["called_at"].endswith("Z") and record["ended_at"].endswith("Z")
 
@@ -150,6 +151,31 @@ def test_no_caller_id_is_409(client, key_a, agents_a, account_a):
     Account.update(default_caller_id=None).where(Account.id == account_a.id).execute()
     response = call_agent(client, key_a, phone="+996700000000", agent="akylai")
     assert (response.status_code, response.json) == (409, {"error": "No caller ID is configured for this account"})
+
+
+def test_no_switch_connected_is_503_in_neutral_words(client, gw, sim, key_a, agents_a):
+    sim.stop()
+    node = next(iter(gw.controller.nodes.values()))
+    with gevent.Timeout(5):
+        while node.connected.is_set():
+            gevent.sleep(0.01)
+    response = call_agent(client, key_a, phone="+996700000000", agent="akylai")
+    assert (response.status_code, response.json) == (503, {"error": "Could not place the call right now. Please retry"})
+    assert "FreeSWITCH" not in response.get_data(as_text=True)
+    assert Call.select().count() == 0
+
+
+def test_a_default_caller_id_need_only_be_a_possible_number(client, key_a, agents_a, account_a):
+    # International digits without +, not an assigned Brazilian number: a carrier may take it.
+    Account.update(default_caller_id="5511888888888").where(Account.id == account_a.id).execute()
+    response = call_agent(client, key_a, phone="5511999999999", agent="akylai")
+    assert response.status_code == 200, response.json
+    row = Call.get_by_id(response.json["call_id"])
+    assert (row.to_number, row.from_number) == ("+5511999999999", "+5511888888888")
+    Account.update(default_caller_id="55118888").where(Account.id == account_a.id).execute()
+    response = call_agent(client, key_a, phone="5511999999999", agent="akylai")
+    assert (response.status_code, response.json) == (409, {
+        "error": "The account's caller ID is invalid: '55118888' is too short for a number in region US"})
 
 
 def test_calls_and_agents_of_another_account_are_invisible(client, gw, key_a, key_b, agents_a, account_b):

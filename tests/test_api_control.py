@@ -10,7 +10,7 @@ import pytest
 from api_support import *  # noqa: F401,F403 -- fixtures
 from api_support import CALLER_ID, DEFAULT_SOCKET, FINAL, Status, bearer, headers, make_agent
 from gateway.auth.keys import create_key
-from gateway.models import Account, Call, CallEvent
+from gateway.models import Account, Call, CallEvent, PhoneNumber
 
 
 def place(client, key, **body):
@@ -69,7 +69,9 @@ def test_unanswered_calls_end_in_the_contract_vocabulary(client, gw, key_a, numb
     assert client.get(f"/api/calls/{call_uuid}", headers=headers(key_a)).json["status"] == status
 
 
-def test_socket_url_forms_are_stored_as_given(client, key_a):
+def test_socket_url_forms_are_stored_as_given(client, key_a, account_a):
+    Account.update(elevenlabs_agent_id="agent_abc", vapi_assistant_id="asst-1", vapi_api_key="vapi-key").where(
+        Account.id == account_a.id).execute()
     for form, stored in [("elevenlabs", "elevenlabs"), ("vapi", "vapi"),
                          ("elevenlabs&tVvN3xAbc", "elevenlabs&tVvN3xAbc"), ("vapi&abc-123", "vapi&abc-123"),
                          ("ElevenLabs&tVvN3xAbc", "elevenlabs&tVvN3xAbc"), ("ws://93.184.215.14:8080/bot", None)]:
@@ -159,6 +161,47 @@ def test_foreign_numbers_are_read_in_the_account_region(client, key_b, account_b
                                       " (no area code?)"}
 
 
+#: The call-control contract's own example body, verbatim.
+CONTRACT_EXAMPLE = {
+    "destination_number": "5511999999999",
+    "caller_id_number": "5511888888888",
+    "caller_id_name": "My Business",
+    "socket_url": "wss://my-bot-server.com/media",
+    "webhook_url": "https://my-api.com/route-call",
+}
+
+
+@pytest.mark.parametrize("region", ["BR", "US", "IN"])
+def test_the_contracts_example_body_places_a_call_from_any_region(client, gw, region):
+    # International digits without + are read as E.164 (valid in Brazil whatever the
+    # account's region), and the caller ID need only be a possible number: 11 8888-8888
+    # is no assigned Brazilian mobile number, but a carrier may well let it through.
+    account = Account.create(name=f"acme-{region}", region=region, balance=10)
+    key = create_key(account)[1]
+    response = client.post("/api/calls", json=CONTRACT_EXAMPLE, headers=headers(key))
+    assert response.status_code == 200, response.json
+    row = Call.get_by_id(response.json["call_uuid"])
+    assert (row.to_number, row.from_number, row.caller_id_name) == ("+5511999999999", "+5511888888888",
+                                                                    "My Business")
+
+
+@pytest.mark.parametrize("body, message", [
+    # The destination must be a valid number; the same digits as a caller ID would pass.
+    ({"destination_number": "5511888888888"},
+     "destination_number: '5511888888888' is not a valid number in region BR"),
+    # A caller ID that is not even possible, read either way.
+    ({"caller_id_number": "55118888"}, "caller_id_number: '55118888' is too short for a number in region US"),
+    ({"caller_id_number": "5511888888888888"}, "caller_id_number: '5511888888888888' is too long for a number"
+                                              " in region US"),
+    ({"caller_id_number": "+55 11 8888"}, "caller_id_number: '+55 11 8888' is too short for a number in"
+                                          " region BR"),
+])
+def test_numbers_that_are_no_number_either_way_are_400(client, key_a, body, message):
+    response = place(client, key_a, socket_url="wss://bot.example.com/media", **body)
+    assert (response.status_code, response.json) == (400, {"error": message})
+    assert Call.select().count() == 0
+
+
 def test_transfer_to_number_extension_and_sip_uri(client, gw, sim, key_a, account_a):
     Account.update(transfer_numbers=["+", "1000"], transfer_sip_domains=["pbx.example.com"]).where(
         Account.id == account_a.id).execute()
@@ -194,7 +237,8 @@ def test_transfer_to_number_extension_and_sip_uri(client, gw, sim, key_a, accoun
     gw.controller.wait_status(call_uuid, FINAL, 5)
 
 
-def test_redirect_before_answer_stores_the_target(client, gw, sim, key_a):
+def test_redirect_before_answer_stores_the_target(client, gw, sim, key_a, account_a):
+    Account.update(elevenlabs_agent_id="agent_abc").where(Account.id == account_a.id).execute()
     call_uuid = place(client, key_a, destination_number="+12125550480").json["call_uuid"]  # never answers
     gw.controller.wait_status(call_uuid, [Status.RINGING], 5)
     response = client.post("/api/calls/redirect", json={"call_uuid": call_uuid, "media_server": "elevenlabs"},
@@ -207,6 +251,62 @@ def test_redirect_before_answer_stores_the_target(client, gw, sim, key_a):
     ended = client.post("/api/calls/redirect", json={"call_uuid": call_uuid, "media_server": "wss://x.example/b"},
                         headers=headers(key_a))
     assert ended.status_code == 409 and ended.json == {"error": "call has already ended (missed)"}
+
+
+NO_ELEVENLABS_AGENT = ("no ElevenLabs agent id is configured for this account; pass elevenlabs&<agent id>, or set"
+                       " one with 'voicegw accounts set-voice ACCOUNT --elevenlabs-agent-id ID' (or for a number,"
+                       " 'voicegw numbers set-voice NUMBER --elevenlabs-agent-id ID')")
+NO_VAPI_ASSISTANT = ("no Vapi assistant id is configured for this account; pass vapi&<assistant id>, or set one"
+                     " with 'voicegw accounts set-voice ACCOUNT --vapi-assistant-id ID' (or for a number,"
+                     " 'voicegw numbers set-voice NUMBER --vapi-assistant-id ID')")
+NO_VAPI_KEY = ("no Vapi API key is configured for this account; set one with 'voicegw accounts set-voice ACCOUNT"
+               " --vapi-api-key-file FILE'")
+
+
+def test_a_bare_provider_without_its_settings_is_a_400_saying_what_is_missing(client, gw, key_a, account_a):
+    for socket_url, message in (("elevenlabs", NO_ELEVENLABS_AGENT), ("vapi", NO_VAPI_ASSISTANT),
+                                ("vapi&abc-123", NO_VAPI_KEY)):
+        response = place(client, key_a, socket_url=socket_url)
+        assert (response.status_code, response.json) == (400, {"error": message}), socket_url
+    # The account's default socket_url is held to the same rule.
+    Account.update(default_socket_url="elevenlabs").where(Account.id == account_a.id).execute()
+    assert place(client, key_a).json == {"error": NO_ELEVENLABS_AGENT}
+    assert Call.select().count() == 0
+    # An inline id needs no setting (ElevenLabs' public agents need no key either) ...
+    assert place(client, key_a, socket_url="elevenlabs&tVvN3xAbc").status_code == 200
+    # ... and a redirect is refused the same way, the call's target unchanged.
+    call_uuid = place(client, key_a, destination_number="+12125550480",
+                      socket_url="wss://bot.example.com/media").json["call_uuid"]  # never answers
+    for media_server, message in (("elevenlabs", NO_ELEVENLABS_AGENT), ("vapi", NO_VAPI_ASSISTANT)):
+        response = client.post("/api/calls/redirect", json={"call_uuid": call_uuid, "media_server": media_server},
+                               headers=headers(key_a))
+        assert (response.status_code, response.json) == (400, {"error": message})
+    assert Call.get_by_id(call_uuid).socket_url == "wss://bot.example.com/media"
+    # Configured on the account, or only on the caller ID's number: accepted.
+    PhoneNumber.create(account=account_a, e164=CALLER_ID, route="bot", socket_url="vapi",
+                       vapi_assistant_id="asst-num")
+    Account.update(vapi_api_key="vapi-key").where(Account.id == account_a.id).execute()
+    response = client.post("/api/calls/redirect", json={"call_uuid": call_uuid, "media_server": "vapi"},
+                           headers=headers(key_a))
+    assert response.status_code == 200, response.json
+    assert place(client, key_a, socket_url="vapi").status_code == 200
+    assert place(client, key_a, socket_url="vapi", caller_id_number="+12125550199").json == {
+        "error": NO_VAPI_ASSISTANT}  # another caller ID, whose number (none) has no id
+    Account.update(elevenlabs_agent_id="agent_abc").where(Account.id == account_a.id).execute()
+    assert place(client, key_a).status_code == 200
+    client.post("/api/calls/hangup", json={"call_uuid": call_uuid}, headers=headers(key_a))
+    gw.controller.wait_status(call_uuid, FINAL, 5)
+
+
+def test_one_accounts_provider_settings_do_not_serve_another(client, key_a, key_b, account_a, account_b):
+    Account.update(elevenlabs_agent_id="agent_a", vapi_assistant_id="asst-a", vapi_api_key="vapi-a").where(
+        Account.id == account_a.id).execute()
+    PhoneNumber.create(account=account_a, e164="+919812345678", route="bot", socket_url="elevenlabs",
+                       elevenlabs_agent_id="agent_a_number")  # B's default caller ID, but A's number
+    assert place(client, key_a, socket_url="elevenlabs").status_code == 200
+    response = client.post("/api/calls", json={"destination_number": "9812345679", "socket_url": "elevenlabs"},
+                           headers=headers(key_b))
+    assert (response.status_code, response.json) == (400, {"error": NO_ELEVENLABS_AGENT})
 
 
 def test_redirect_of_an_answered_call_needs_the_media_bridge(client, gw, key_a):

@@ -88,3 +88,17 @@ def test_the_probe_catches_a_stream_on_a_channel_without_send_silence_when_idle(
     failed, lines = run(settings(sim, database_url, media_dir=tmp_path))
     [heard] = [line for line in lines if "bot audio (stream form)" in line]
     assert heard.startswith("FAIL") and "0% of a 1 s tone heard" in heard and "send_silence_when_idle=-1" in heard
+
+
+def test_a_mark_counts_as_played_unless_it_came_back_well_before_its_audio():
+    """The recording's start is known to the ``record start`` reply only: a mark a few
+    frames before the recorded end is played; one that did not wait for the audio is not."""
+    from gateway import playback_probe
+    from gateway.media import codec
+
+    pcm = codec.tone(1.0, playback_probe.TONE_HZ, amplitude=8000)
+    recorded_at, sent_at = 100.0, 100.0
+    end = recorded_at + 1.0
+    verdict = [playback_probe.analyse(pcm, 8000, recorded_at=recorded_at, sent_at=sent_at, mark_at=at)[3]
+               for at in (end, end - 0.1, end - 0.9)]
+    assert verdict == [False, False, True]

@@ -21,7 +21,8 @@ from gateway.media import codec
 from gateway.media.twilio import account_sid, call_sid
 from gateway.models import Account, Agent, Call, CallEvent
 from gateway.simulator.audio_stream import heard_pcm, module
-from media_support import FakeElevenLabs, FakeVapi, MediaRig, TwilioBot, WsServer
+from media_support import MediaRig, TwilioBot, WsServer
+from provider_standins import ElevenLabsStandIn, VapiStandIn
 
 CALLER = "+15550009999"
 CALLEE = "+15550100001"
@@ -303,23 +304,24 @@ def test_routing_webhook_hangup(rig, sim, account):
 
 
 def test_elevenlabs_connector(rig, sim, account):
-    eleven = FakeElevenLabs()
+    eleven = ElevenLabsStandIn()
     try:
         account.elevenlabs_api_key = "xi-secret"
         account.save()
-        r = rig(settings=MediaSettings(playback="stream", elevenlabs_url=f"ws://127.0.0.1:{eleven.port}"))
+        r = rig(settings=MediaSettings(playback="stream", elevenlabs_url=eleven.url))
         call = answered_call(r, account, sim, "elevenlabs&agent_123", custom_args={"name": "Jane"})
-        peer = eleven.wait_for(lambda: eleven.peers and eleven.peers[-1], 5, "connection")
-        assert peer.path == "/v1/convai/conversation?agent_id=agent_123"
-        assert ("xi-api-key", "xi-secret") in [(k.decode().lower(), v.decode()) for k, v in peer.headers]
-        first = eleven.wait_for(lambda: peer.json() and peer.json()[0], 5, "client data")
+        peer = eleven.peer()
+        # a private agent: a signed URL, and the key not on the socket
+        assert peer.path.startswith("/v1/convai/conversation?agent_id=agent_123&conversation_signature=")
+        assert "xi-api-key" not in [k.decode().lower() for k, v in peer.headers]
+        first = eleven.ws.wait_for(lambda: peer.json() and peer.json()[0], 5, "client data")
         assert first["type"] == "conversation_initiation_client_data"
         assert first["dynamic_variables"]["name"] == "Jane"
         sim.set_caller_audio(call.uuid, codec.tone(1.0, 440))
-        eleven.wait_for(lambda: len(eleven.user_audio()) >= 160 * 20, 5, "user audio")
+        eleven.ws.wait_for(lambda: len(eleven.user_audio()) >= 160 * 20, 5, "user audio")
         # ping -> pong with the same event id
         eleven.send({"type": "ping", "ping_event": {"event_id": 7, "ping_ms": 20}})
-        eleven.wait_for(lambda: {"type": "pong", "event_id": 7} in peer.json(), 5, "pong")
+        eleven.ws.wait_for(lambda: {"type": "pong", "event_id": 7} in peer.json(), 5, "pong")
         # agent audio is played; an interruption clears it
         eleven.send({"type": "audio", "audio_event": {"audio_base_64": base64.b64encode(ulaw_tone(0.2)).decode(),
                                                       "event_id": 1}})
@@ -352,37 +354,41 @@ def test_elevenlabs_connector(rig, sim, account):
 
 
 def test_elevenlabs_agent_from_the_agent_record_and_pcm_16000(rig, sim, account):
-    eleven = FakeElevenLabs(output_format="pcm_16000", input_format="pcm_16000")
+    # a public agent (the account has no key): reached directly by its id
+    eleven = ElevenLabsStandIn(agents={"agent_rec": False}, output_format="pcm_16000", input_format="pcm_16000")
     try:
         Agent.create(account=account, key="akylai", name="Akylai", driver="elevenlabs", driver_ref="agent_rec")
-        r = rig(settings=MediaSettings(playback="stream", elevenlabs_url=f"ws://127.0.0.1:{eleven.port}"))
+        r = rig(settings=MediaSettings(playback="stream", elevenlabs_url=eleven.url))
         call = answered_call(r, account, sim, "elevenlabs")
-        peer = eleven.wait_for(lambda: eleven.peers and eleven.peers[-1], 5, "connection")
-        assert peer.path.endswith("agent_id=agent_rec")
-        eleven.wait_for(lambda: len(eleven.user_audio()) >= 640 * 10, 5, "user audio")
+        peer = eleven.peer()
+        assert peer.path == "/v1/convai/conversation?agent_id=agent_rec"
+        eleven.ws.wait_for(lambda: len(eleven.user_audio()) >= 640 * 10, 5, "user audio")
         eleven.send({"type": "audio", "audio_event": {
             "audio_base_64": base64.b64encode(codec.tone(0.2, 500, rate=16000)).decode(), "event_id": 1}})
         ch = sim.channels[call.uuid]
         sim.wait_for(lambda: len(heard_pcm(ch)) >= 3000, timeout=5)
         assert 1500 < codec.rms(heard_pcm(ch)[400:3000]) < 2600  # a tone of ~2121 rms, resampled
         end(r, call)
+        assert eleven.problems == []
     finally:
         eleven.stop()
 
 
 def test_vapi_connector(rig, sim, account):
-    vapi = FakeVapi()
+    vapi = VapiStandIn()
     try:
         account.vapi_api_key = "vapi-secret"
         account.save()
         r = rig(settings=MediaSettings(playback="stream", vapi_url=vapi.url))
         call = answered_call(r, account, sim, "vapi&asst_1", custom_args={"name": "Jane"})
-        peer = vapi.ws.wait_for(lambda: vapi.ws.peers and vapi.ws.peers[-1], 5, "connection")
+        peer = vapi.peer()
         body, headers = vapi.requests[0]
         assert body == {"assistantId": "asst_1",
                         "transport": {"provider": "vapi.websocket",
                                       "audioFormat": {"format": "mulaw", "container": "raw", "sampleRate": 8000}},
-                        "assistantOverrides": {"variableValues": {"name": "Jane"}}}
+                        "assistantOverrides": {"metadata": {"call_uuid": call.uuid, "from_number": CALLER,
+                                                            "to_number": CALLEE},
+                                               "variableValues": {"name": "Jane"}}}
         assert peer.path == "/call-1/transport"
         sim.set_caller_audio(call.uuid, codec.tone(1.0, 440))
         vapi.ws.wait_for(lambda: sum(1 for _, k, d in peer.messages if k == "binary" and len(d) == 160) >= 10, 5,
@@ -402,14 +408,17 @@ def test_vapi_connector(rig, sim, account):
         _poll(lambda: r.bridge.streams[call.uuid].counters["clears"] == 1, 5, "clear")
         _poll(lambda: len(transcript(call.uuid)) == 2, 5, "transcript")
         assert transcript(call.uuid) == [{"user": "I need help"}, {"bot": "Sure, how can I help?"}]
+        vapi.artifacts["call-1"] = {"messages": [{"role": "user", "message": "I need help", "time": 1},
+                                                 {"role": "bot", "message": "Sure, how can I help?", "time": 2}]}
         end(r, call)
         vapi.ws.wait_for(lambda: {"type": "hangup"} in peer.json(), 5, "hangup message")
+        assert vapi.problems == []
     finally:
         vapi.stop()
 
 
 def test_vapi_bad_key_is_unreachable(rig, sim, account):
-    vapi = FakeVapi()
+    vapi = VapiStandIn()
     try:
         account.vapi_api_key = "wrong"
         account.save()

@@ -53,7 +53,8 @@ def tone_frequency(pcm: bytes, rate: int) -> float:
     return float(np.argmax(spectrum) * rate / len(x))
 
 
-@pytest.mark.parametrize("src, dst", [(16000, 8000), (8000, 16000)])
+@pytest.mark.parametrize("src, dst", [(16000, 8000), (8000, 16000), (8000, 44100), (24000, 8000),
+                                      (22050, 8000), (8000, 48000)])
 def test_resampling_keeps_pitch_and_level(src, dst):
     tone = codec.tone(1.0, 1000, rate=src)
     out = codec.resample(tone, src, dst)
@@ -85,4 +86,4 @@ def test_frame_sizes_of_mod_audio_stream():
     assert codec.l16_frame_bytes(8000, 2) == 640
     assert codec.l16_frame_bytes(16000, 2) == 1280
     with pytest.raises(ValueError):
-        codec.Resampler(8000, 44100)
+        codec.Resampler(8000, 11025)

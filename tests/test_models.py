@@ -18,6 +18,7 @@ from gateway.models import (
     Call,
     CallEvent,
     PhoneNumber,
+    RateLimitWindow,
     SchemaVersion,
     database_from_url,
     migrate,
@@ -149,12 +150,39 @@ def test_upgrade_from_version_1_keeps_rows(fresh_url, monkeypatch):
             assert all(s.startswith("whsec_") and len(s) > 40 for s in secrets)
             assert len(set(secrets)) == 2
             for account in accounts:
-                assert (account.balance, account.rate_limit_per_minute) == (Decimal("0.0000"), 120)
+                assert (account.balance, account.rate_limit_per_minute) == (Decimal("0.0000"), None)
                 assert account.default_socket_url is account.elevenlabs_api_key is None
                 assert account.webhook_secret_previous is account.webhook_secret_rotated_at is None
                 assert account.on_transfer_failure == "bot"  # a failed transfer goes back to the bot
             assert Call.select().count() == 1
             assert ApiKey.select().count() == Agent.select().count() == PhoneNumber.select().count() == 0
+    finally:
+        db.close_all() if hasattr(db, "close_all") else db.close()
+
+
+def test_rate_limit_overrides_upgrade(fresh_url, monkeypatch):
+    """The per-surface step: the former default 120 becomes "none" (each surface's
+    contract default), any other limit stays the account's override on every surface;
+    the windows of the former shared bucket go."""
+    db = database_from_url(fresh_url)
+    step = MIGRATIONS.index(migrations._add_rate_limits_per_surface)
+    try:
+        monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:step])
+        migrate(db)
+        p = db.param
+        for name, limit in (("acme", 120), ("globex", 50), ("initech", 0)):
+            db.execute_sql(
+                "INSERT INTO accounts (name, status, api_enabled, region, timezone, currency, created_at,"
+                f" webhook_secret, rate_limit_per_minute) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})",
+                (name, "active", True, "US", "UTC", "USD", datetime(2025, 1, 1), "", limit))
+        db.execute_sql(f"INSERT INTO rate_limit_windows (account_id, bucket, window_start, hits)"
+                       f" VALUES (1, {p}, 60, 3), (1, {p}, 60, 4)", ("key", "public"))
+        monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS)
+        assert migrate(db) == list(range(step + 1, len(MIGRATIONS) + 1))
+        with db.bind_ctx(ALL_MODELS):
+            limits = Account.select(Account.rate_limit_per_minute, Account.rate_limits).order_by(Account.id)
+            assert [(a.rate_limit_per_minute, a.rate_limits) for a in limits] == [(None, None), (50, None), (0, None)]
+            assert [w.bucket for w in RateLimitWindow.select()] == ["public"]
     finally:
         db.close_all() if hasattr(db, "close_all") else db.close()
 

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from gateway.numbering import InvalidNumber, check_region, is_e164, normalize
+from gateway.numbering import InvalidNumber, check_region, is_e164, normalize, normalize_caller_id
 
 
 @pytest.mark.parametrize(
@@ -71,11 +71,84 @@ def test_invalid_numbers(number, region, message):
     assert excinfo.value.number == number
 
 
-def test_foreign_number_without_plus_is_read_in_the_region():
-    # A UK number without + in region IN is not an Indian number.
-    with pytest.raises(InvalidNumber, match="region IN"):
-        normalize("44 20 7946 0958", "IN")
-    assert normalize("020 7946 0958", "GB") == "+442079460958"
+@pytest.mark.parametrize(
+    "number, region, expected",
+    [
+        # The national reading, valid in the region, wins.
+        ("4155550123", "US", "+14155550123"),  # not +41 55 550 123 (Switzerland), also valid
+        ("5511999999999", "BR", "+5511999999999"),  # the call-control contract's example
+        ("11 99999 9999", "BR", "+5511999999999"),
+        ("919812345678", "IN", "+919812345678"),
+        # Not valid in the region, but valid with a + in front: international digits.
+        ("5511999999999", "US", "+5511999999999"),
+        ("5511999999999", "IN", "+5511999999999"),
+        ("55 11 99999-9999", "GB", "+5511999999999"),
+        ("447911123456", "IN", "+447911123456"),
+        ("44 20 7946 0958", "IN", "+442079460958"),
+        ("919812345678", "US", "+919812345678"),
+        ("14155550123", "IN", "+14155550123"),
+        ("12125550100", "BR", "+12125550100"),
+        ("996700000000", "US", "+996700000000"),
+    ],
+)
+def test_digits_without_plus_national_reading_first_then_international(number, region, expected):
+    assert normalize(number, region) == expected
+    assert normalize_caller_id(number, region) == expected
+
+
+@pytest.mark.parametrize(
+    "number, region, message",
+    [
+        # Invalid both ways: the national reading's error ...
+        ("981234", "IN", "'981234' is too short for a number in region IN"),  # not +98 1234 (Iran)
+        ("98123456789", "IN", "'98123456789' is not a valid number in region IN"),
+        # ... unless the digits are too many for the region and begin with a country code.
+        ("5511888888888", "US", "'5511888888888' is not a valid number in region BR"),
+        ("5511888888888", "BR", "'5511888888888' is not a valid number in region BR"),
+        ("99912345678901", "US", "'99912345678901' is too long for a number in region US"),
+        ("15551234567", "IN", "'15551234567' is not a valid number in region US"),  # too long for IN
+    ],
+)
+def test_digits_valid_neither_way(number, region, message):
+    with pytest.raises(InvalidNumber, match=re.escape(message)):
+        normalize(number, region)
+
+
+@pytest.mark.parametrize(
+    "number, region, expected",
+    [
+        # The contract's caller ID: a possible Brazilian number, not an assigned one.
+        ("5511888888888", "BR", "+5511888888888"),
+        ("5511888888888", "US", "+5511888888888"),  # too long for the US: a country code
+        ("+5511888888888", "IN", "+5511888888888"),
+        ("+1 555 123 4567", "US", "+15551234567"),  # fictional 555 numbers are possible
+        ("5511888888888", "IN", "+5511888888888"),  # 13 digits: possible in IN, but no line has so many
+        ("15551234567", "IN", "+15551234567"),
+        ("2079460958", "GB", "+442079460958"),
+        ("11 8888 8888", "BR", "+551188888888"),  # a landline length, though no such line exists
+    ],
+)
+def test_caller_id_needs_a_possible_number_only(number, region, expected):
+    assert normalize_caller_id(number, region) == expected
+
+
+@pytest.mark.parametrize(
+    "number, region, message",
+    [
+        ("981234", "IN", "'981234' is too short for a number in region IN"),  # never +98 1234
+        ("12345", "US", "'12345' is too short for a number in region US"),
+        ("+882 1234", "US", "'+882 1234' is too short for a number in country code +882"),
+        ("+999 1234 5678", "US", "has an unknown country code"),
+        ("1" * 30, "US", "is too long to be a phone number"),
+        ("hello", "US", "contains letters"),
+        ("+1 650 253 0000 #12", "US", "has an extension"),
+        ("", "US", "no phone number given"),
+        ("9812345678", None, "not in international form"),
+    ],
+)
+def test_caller_id_that_is_not_possible(number, region, message):
+    with pytest.raises(InvalidNumber, match=re.escape(message)):
+        normalize_caller_id(number, region)
 
 
 def test_mobile_only():

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from test_public_support import *  # noqa: F401,F403 -- fixtures
 from test_public_support import BASE, CALLER, auth, wait_final, wait_script
+from gateway.api.public.schemas import number_required
+from gateway.auth.keys import create_key
 from gateway.models import Account, AudioClip, Call, CallEvent, PhoneNumber, PublicRun, Recording
 from gateway.simulator.outcomes import Outcome
+from gateway.numbering import country_name
 from otp_support import heard_codes
 
 
@@ -137,6 +142,11 @@ BAD_REQUESTS = [  # ``...`` leaves the field out
     ({"audio_id": None}, "audio_id is required for audio_blast and press1 calls."),
     ({"audio_id": "twelve"}, "audio_id must be the numeric id of an audio clip in your library."),
     ({"audio_id": 0}, "audio_id must be the numeric id of an audio clip in your library."),
+    ({"audio_id": 1.5}, "audio_id must be the numeric id of an audio clip in your library."),
+    ({"audio_id": "1.5"}, "audio_id must be the numeric id of an audio clip in your library."),
+    ({"audio_id": 1e300}, "audio_id must be the numeric id of an audio clip in your library."),
+    ({"audio_id": True}, "audio_id must be the numeric id of an audio clip in your library."),
+    ({"audio_id": "\u0661"}, "audio_id must be the numeric id of an audio clip in your library."),
     ({"audio_id": 999999}, "audio_id does not match an audio clip in your library."),
     ({"type": "press1", "dtmf_map": {"1": "dance"}},
      "dtmf_map must map keypad keys (0-9, * or #) to an action: connect_agent or hangup."),
@@ -149,11 +159,14 @@ BAD_REQUESTS = [  # ``...`` leaves the field out
     ({"type": "otp", "code": "12"}, "code must be 4 to 8 digits."),
     ({"type": "otp", "code": "12ab"}, "code must be 4 to 8 digits."),
     ({"type": "otp", "code": "123456789"}, "code must be 4 to 8 digits."),
-    ({"type": "otp", "length": 3}, "length must be a number from 4 to 8."),
-    ({"type": "otp", "length": 9}, "length must be a number from 4 to 8."),
-    ({"type": "otp", "length": "four"}, "length must be a number from 4 to 8."),
-    ({"type": "otp", "ttl": 5}, "ttl must be a number of seconds from 30 to 1800."),
-    ({"type": "otp", "max_attempts": 0}, "max_attempts must be a number from 1 to 10."),
+    ({"type": "otp", "length": 3}, "length must be a whole number from 4 to 8."),
+    ({"type": "otp", "length": 9}, "length must be a whole number from 4 to 8."),
+    ({"type": "otp", "length": "four"}, "length must be a whole number from 4 to 8."),
+    ({"type": "otp", "length": 4.5}, "length must be a whole number from 4 to 8."),
+    ({"type": "otp", "ttl": 60.5}, "ttl must be a whole number of seconds from 30 to 1800."),
+    ({"type": "otp", "max_attempts": 2.5}, "max_attempts must be a whole number from 1 to 10."),
+    ({"type": "otp", "ttl": 5}, "ttl must be a whole number of seconds from 30 to 1800."),
+    ({"type": "otp", "max_attempts": 0}, "max_attempts must be a whole number from 1 to 10."),
     ({"type": "otp", "message": "no token here"},
      "message must be text of at most 500 characters containing the {code} token."),
     ({"reference_id": {"a": 1}}, "reference_id must be a string."),
@@ -172,6 +185,39 @@ def test_bad_requests_are_400_with_the_contract_texts(client, gw, pair, india, c
     response = place(client, pair, type="audio_blast", number="9812345678", audio_id=foreign.id)
     assert response.json["details"] == "audio_id does not match an audio clip in your library."
     assert Call.select().count() == 0 and PublicRun.select().count() == 0
+
+
+@pytest.mark.parametrize("region, country", [("BR", "Brazil"), ("US", "United States"), ("KR", "South Korea"),
+                                             ("CI", "Côte d'Ivoire")])
+def test_an_account_outside_india_is_told_its_own_country(client, gw, region, country):
+    account = Account.create(name=f"acme-{region}", region=region, default_caller_id="+14155550100",
+                             balance=Decimal("500"), rate_limit_per_minute=100_000)
+    api_key, secret = create_key(account)
+    wanted = f"A valid mobile number for {country} is required."
+    # Whether the view (not a mobile number of the region) or the schema (missing, not
+    # text) refuses it, the sentence names the account's country.
+    for body in ({"number": "+919812345678"}, {"number": "12345"}, {}, {"number": {"n": 1}}):
+        response = place(client, (api_key.publishable_id, secret), type="otp", **body)
+        assert (response.status_code, response.json["details"]) == (400, wanted), body
+    # The verify and campaign trigger surfaces read the number the same way.
+    response = client.post(f"{BASE}/otp/send", json={"number": "12345"},
+                           headers=auth((api_key.publishable_id, secret)))
+    assert (response.status_code, response.json["details"]) == (400, wanted)
+    assert Call.select().count() == 0
+
+
+def test_country_names():
+    assert [country_name(region) for region in ("IN", "br", "GB", "XK")] == [
+        "India", "Brazil", "United Kingdom", "region XK"]
+    assert number_required("IN") == NUMBER and number_required("in") == NUMBER
+
+
+def test_whole_numbers_written_as_decimals_or_text_are_taken(client, gw, pair, india, clip):
+    for audio_id in (float(clip.id), str(clip.id)):
+        response = place(client, pair, type="audio_blast", number="9812345678", audio_id=audio_id)
+        assert (response.status_code, response.json["details"]) == (200, "Call queued."), audio_id
+    response = place(client, pair, type="otp", number="9812345678", length=6.0, ttl="120")
+    assert (response.status_code, response.json["expires_in_sec"]) == (200, 120)
 
 
 def test_caller_id_agent_destination_balance_and_no_node(client, gw, sim, pair, india, clip):

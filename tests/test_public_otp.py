@@ -238,5 +238,6 @@ def test_concurrent_wrong_codes_never_pass_the_guess_cap(client, gw, pair, india
 
 def test_a_code_lives_at_most_thirty_minutes(client, gw, pair, india):
     too_long = send(client, pair, number="9812345681", ttl=1801)
-    assert (too_long.status_code, too_long.json["details"]) == (400, "ttl must be a number of seconds from 30 to 1800.")
+    assert (too_long.status_code, too_long.json["details"]) == (
+        400, "ttl must be a whole number of seconds from 30 to 1800.")
     assert send(client, pair, number="9812345681", ttl=1800).json["expires_in_sec"] == 1800

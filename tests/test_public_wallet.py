@@ -113,6 +113,9 @@ def test_recording_is_stored_and_served_with_range(client, gw, sim, pair, other_
     unsatisfiable = client.get(f"{BASE}/calls/{unique_id}/recording",
                                headers={**auth(pair), "Range": f"bytes={len(audio) + 10}-"})
     assert unsatisfiable.status_code == 416 and unsatisfiable.json["status"] == "error"
+    assert unsatisfiable.json["details"] == "The requested range is not satisfiable."
+    assert unsatisfiable.headers["Content-Range"] == f"bytes */{len(audio)}"  # RFC 9110 §15.5.17
+    assert "Content-Range" not in whole.headers
     # Another account, an unknown id: not found.
     for path, pair_ in ((unique_id, other_pair), ("run_999999", pair)):
         response = client.get(f"{BASE}/calls/{path}/recording", headers=auth(pair_))

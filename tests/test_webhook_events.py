@@ -239,8 +239,10 @@ def test_subscription_input_is_checked(database):
     account = Account.create(name="acme")
     with pytest.raises(ValueError, match="unknown event type"):
         set_subscription(account, "v1", events=["call.completed"])
-    with pytest.raises(ValueError, match="surface 'voice' is invalid"):
-        set_subscription(account, "voice", url="https://example.com/")
+    with pytest.raises(ValueError, match="surface 'sip' is invalid"):
+        set_subscription(account, "sip", url="https://example.com/")
+    with pytest.raises(ValueError, match="unknown event type"):
+        set_subscription(account, "voice", events=["call.completed"])  # campaign events only
     with pytest.raises(ValueError, match="a private address"):
         set_subscription(account, "public", url="http://10.0.0.1/hook")
 

@@ -156,6 +156,33 @@ def test_unknown_provider_call_id(client, setup):
     assert response.status_code == 401 and response.get_json() == {"error": "Invalid signature"}
 
 
+def test_every_refusal_before_the_signature_answers_alike(client, setup):
+    """An unknown id, badly signed or not signed at all, a known one signed with another
+    account's secret or a wrong one, and a report whose fields are invalid but unsigned:
+    one answer, byte for byte, and nothing changes. The signature is checked before
+    anything depends on whether the id exists (the lookup only fetches the secret to
+    check it with; an unknown id is checked against a random one)."""
+    account, call = setup
+    other = Account.create(name="globex")
+    unknown = {**REPORT, "provider_call_id": "nope"}
+    answers = [
+        post(client, unknown, "whsec_wrong"),
+        post(client, unknown),
+        post(client, unknown, header="X-Webhook-Signature", secret="whsec_wrong"),
+        post(client, {**unknown, "status": "exploded"}),
+        post(client, REPORT, "whsec_wrong"),
+        post(client, REPORT, other.webhook_secret),
+        post(client, {**REPORT, "status": "exploded"}),
+    ]
+    first = answers[0]
+    assert (first.status_code, first.get_json()) == (401, {"error": "Invalid signature"})
+    for answer in answers:
+        assert (answer.status_code, answer.data, sorted(answer.headers.items())) == (
+            first.status_code, first.data, sorted(first.headers.items()))
+    assert ProviderCall.get(ProviderCall.provider_call_id == REPORT["provider_call_id"]).completed_at is None
+    assert Call.get_by_id(call.uuid).transcript is None
+
+
 @pytest.mark.parametrize("raw, message", [
     (b"not json", "Invalid JSON body"),
     (b"[1]", "The body must be a JSON object"),

@@ -7,12 +7,15 @@ prefix              package                         contract
 ``/v1``             ``gateway.api.agents``          agent-calls-minimal.txt + agent-calls-events.txt
 ``/v1/webhooks``    ``gateway.api.agents.ingest``   agent-calls-minimal.txt (provider completion reports)
 ``/api/public/v1``  ``gateway.api.public``          public-calling-api.txt
+``/api/agent-api/   ``gateway.api.voice_admin``     voice-agent-admin.txt
+voice``
 ==================  ==============================  ============================================
 
 Each surface is a declaration (``gateway.api.surfaces``) of its prefix, auth style, error
 shape, body rule and rate-limit policy, served by one blueprint class, guard and parser
 (``gateway.api.surface``). ``/openapi.json`` is the OpenAPI document of every endpoint,
-``/docs`` shows it (Swagger UI), ``/healthz`` reports the FreeSWITCH links. Errors:
+``/docs`` shows it (Swagger UI), ``/healthz`` reports the FreeSWITCH links, ``/metrics``
+is Prometheus' page (``gateway.metrics``). Errors:
 ``gateway.api.errors``; what the document declares beyond what the fields tell:
 ``gateway.api.openapi``.
 
@@ -23,6 +26,8 @@ database connection back to the pool (PostgreSQL) or closed (SQLite) when it end
 
 from __future__ import annotations
 
+import hmac
+
 from flask import Flask, jsonify, request
 from flask_smorest import Api
 
@@ -32,6 +37,7 @@ from gateway.api.fields import UTCDateTime
 from gateway.api.openapi import SchemaKeywordsPlugin
 from gateway.api.surface import ErrorSchema, SurfaceBlueprint, init_app, limit_body
 from gateway.api.surfaces import SURFACES
+from gateway.metrics import CONTENT_TYPE
 
 SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
 
@@ -51,9 +57,12 @@ def blueprints() -> list[SurfaceBlueprint]:
     from gateway.api.agents import agents, calls as agent_calls, ingest
     from gateway.api.control import calls as control_calls
     from gateway.api.public import account, calls as public_calls, campaigns, otp
+    from gateway.api.voice_admin import actions as voice_actions, agents as voice_agents, campaigns as voice_campaigns
+    from gateway.api.voice_admin import conversations, env_vars, knowledge, numbers, tools as voice_tools, voices
 
     return [control_calls.blp, agent_calls.blp, agents.blp, public_calls.blp, otp.blp, campaigns.blp, account.blp,
-            ingest.blp]
+            voice_agents.blp, voices.blp, numbers.blp, knowledge.blp, env_vars.blp, voice_tools.blp, conversations.blp,
+            voice_campaigns.blp, voice_actions.blp, ingest.blp]
 
 
 def create_app(gateway) -> Flask:
@@ -70,7 +79,8 @@ def create_app(gateway) -> Flask:
         API_SPEC_OPTIONS={
             "security": [{"ApiKeyAuth": []}, {"BearerAuth": []}],
             "info": {"description": "Live call control (/api), agent calls (/v1) and their providers' reports"
-                                    " (/v1/webhooks), the public calling API (/api/public/v1)."},
+                                    " (/v1/webhooks), the public calling API (/api/public/v1), voice-agent"
+                                    " admin (/api/agent-api/voice)."},
         },
     )
     app.json.sort_keys = False
@@ -98,6 +108,16 @@ def create_app(gateway) -> Flask:
         }
         healthy = any(n["connected"] for n in nodes.values())
         return jsonify({"status": "ok" if healthy else "degraded", "freeswitch": nodes}), 200 if healthy else 503
+
+    @app.get("/metrics")
+    def metrics():
+        """Prometheus text exposition of this gateway's metrics (``gateway.metrics``); when
+        ``GATEWAY_METRICS_TOKEN`` is set, only with ``Authorization: Bearer <token>``."""
+        token = gateway.settings.metrics_token
+        if token and not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                                             f"Bearer {token}".encode()):
+            return jsonify({"error": "metrics need the bearer token (GATEWAY_METRICS_TOKEN)"}), 401
+        return gateway.metrics.render(), 200, {"Content-Type": CONTENT_TYPE}
 
     api = GatewayApi(app, spec_kwargs={"extra_plugins": [SchemaKeywordsPlugin()]})
     api.register_field(UTCDateTime, "string", "date-time")

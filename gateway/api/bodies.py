@@ -53,11 +53,12 @@ class StrictJson:
     def check(self) -> None:
         if not request.is_json:
             fail(415, "Unsupported media type: send the body as application/json")
-        too_large = f"Request body is too large; the limit is {MAX_BODY_BYTES} bytes"
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        limit = request.max_content_length or MAX_BODY_BYTES  # the guard's: the surface's or the view's
+        too_large = f"Request body is too large; the limit is {limit} bytes"
+        if request.content_length is not None and request.content_length > limit:
             fail(413, too_large)
         data = request.get_data(cache=True)  # 413 from Werkzeug past MAX_CONTENT_LENGTH
-        if request.content_length is None and len(data) >= MAX_BODY_BYTES:
+        if request.content_length is None and len(data) >= limit:
             fail(413, too_large)  # a chunked body is cut at MAX_CONTENT_LENGTH by Werkzeug, not refused
         value = json_value()
         if value is EMPTY:

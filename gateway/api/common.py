@@ -9,7 +9,7 @@ from flask import current_app
 from gateway.api.errors import fail
 from gateway.calls import placement
 from gateway.models import Call
-from gateway.numbering import InvalidNumber, normalize
+from gateway.numbering import InvalidNumber, normalize, normalize_caller_id
 from gateway.uuids import parse_uuid
 
 
@@ -36,18 +36,21 @@ def seconds_between(start: datetime | None, end: datetime | None) -> int:
     return max(0, int((end - start).total_seconds()))
 
 
-def normalize_number(field: str, value: str, region: str) -> str:
-    """``value`` in E.164, read in ``region``; a 400 naming ``field`` if it is no valid number."""
+def normalize_number(field: str, value: str, region: str, *, caller_id: bool = False) -> str:
+    """``value`` in E.164, read in ``region``; a 400 naming ``field`` if it is no valid
+    number (a caller ID: no possible one, ``gateway.numbering.normalize_caller_id``)."""
     try:
-        return normalize(value, region)
+        return normalize_caller_id(value, region) if caller_id else normalize(value, region)
     except InvalidNumber as exc:
         fail(400, f"{field}: {exc}")
 
 
-def place_call(account, *, to_number: str, from_number: str, surface: str, **fields) -> Call:
+def place_call(account, *, to_number: str, from_number: str, surface: str, unavailable: str | None = None,
+               **fields) -> Call:
     """Place a call (``gateway.calls.placement``) with ``fields``, ``Call``'s columns; a
-    FreeSWITCH that cannot take it is the error its hint names (503 for no node)."""
+    FreeSWITCH that cannot take it is the error its hint names (503 for no node), said
+    with ``unavailable`` if given (a surface whose clients need not know what a switch is)."""
     try:
         return placement.place(gateway().controller, account, to_number, from_number, surface=surface, **fields)
     except placement.PlacementFailed as exc:
-        fail(exc.code, str(exc))
+        fail(exc.code, unavailable or str(exc))

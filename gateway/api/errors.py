@@ -46,13 +46,17 @@ DEFAULT_MESSAGES = {
     409: "Conflict",
     413: f"Request body is too large; the limit is {MAX_BODY_BYTES} bytes",
     415: "Unsupported media type: send the body as application/json",
+    416: "Requested range not satisfiable",
     422: "Unprocessable request",
     429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
 }
 
-_KEPT_HEADERS = ("Allow", "Retry-After")
+#: The headers an HTTP error carries that its answer keeps: ``Allow`` on a 405,
+#: ``Retry-After`` on a 429/503, and ``Content-Range: bytes */<size>`` on a 416, which
+#: tells the client how long the resource is (RFC 9110 §15.5.17).
+_KEPT_HEADERS = ("Allow", "Retry-After", "Content-Range")
 
 #: The database cannot serve the request now: PostgreSQL's pool has no free connection
 #: within its wait (``?timeout=`` in the URL), SQLite stayed locked past its busy

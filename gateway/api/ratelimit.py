@@ -14,11 +14,14 @@ between them. A request over the limit is still counted, so a client that keeps
 hammering stays limited until the window ends. When an account opens a new window of a
 bucket, its older rows of that bucket are deleted.
 
-The limit is ``Account.rate_limit_per_minute`` (120 by default); 0 or less means none.
-Surfaces whose ``RateLimit`` names the same bucket share one count (``/api`` and ``/v1``
-do; ``/api/public/v1`` counts on its own). The answer's headers follow the IETF RateLimit
-header fields draft: ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``
-(seconds until the window ends); a surface that sends them says so with ``headers``.
+Each surface counts in a bucket of its own, named after it (``api``, ``v1``, ``public``,
+``voice``), against the limit of its contract (``RateLimit.default``: 60 a minute for
+``/v1``, whose events contract says so; 120 where a contract says 120 or says nothing).
+An account may override it (:func:`limit_for`): for one surface (``Account.rate_limits``,
+``{"v1": 300}``), else for all of them (``Account.rate_limit_per_minute``); 0 or less
+means no limit. Every counted answer carries the headers of the IETF RateLimit header
+fields draft, ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``
+(seconds until the window ends), and a 429 ``Retry-After`` too.
 """
 from __future__ import annotations
 
@@ -56,14 +59,26 @@ class Verdict:
 
 @dataclass(frozen=True)
 class RateLimit:
-    """A surface's rate-limit policy: the bucket it counts in, the 429's message for a
-    limit, and whether every counted answer carries the ``RateLimit-*`` headers."""
+    """A surface's rate-limit policy: the bucket it counts in (and an account's override
+    names), its requests per minute unless the account overrides them, and the 429's
+    message for a limit."""
 
     bucket: str
+    default: int
     exceeded: Callable[[int], str]
-    headers: bool = False
     #: What the 429 is documented as.
     description: str = "Rate limit exceeded"
+
+
+def limit_for(account, policy: RateLimit) -> int:
+    """The account's requests per minute on ``policy``'s surface: its override for that
+    surface, else its override for every surface, else the surface's default."""
+    own = account.rate_limits.get(policy.bucket) if isinstance(account.rate_limits, dict) else None
+    if isinstance(own, int) and not isinstance(own, bool):
+        return own
+    if account.rate_limit_per_minute is not None:
+        return account.rate_limit_per_minute
+    return policy.default
 
 
 def hit(account_id: int, limit: int, bucket: str, now: float | None = None) -> Verdict | None:

@@ -10,9 +10,8 @@ order:
 
 1. the surface's body size limit (413);
 2. authenticate (401/403; a provider's report is read and its signature checked here);
-3. count the request against the account's limit (429, ``Retry-After``; with the
-   ``RateLimit-*`` headers on every answer from here on, errors included, if the policy
-   sends them);
+3. count the request against the account's limit on the surface (429, ``Retry-After``;
+   with the ``RateLimit-*`` headers on every answer from here on, errors included);
 4. check the scope the view declared with ``@blp.requires(scope)`` (403); a view that
    declared none is refused with a 500, so a forgotten declaration cannot open a view;
 5. for views that take a body: the surface's body rule (415/413/400).
@@ -136,11 +135,13 @@ class SurfaceBlueprint(flask_smorest.Blueprint):
         self.ARGUMENTS_PARSER = SurfaceParser(surface)
         self.before_request(self._guard)
 
-    def requires(self, scope: str | None, *, body: bool = False, error_extra: dict | None = None):
+    def requires(self, scope: str | None, *, body: bool = False, error_extra: dict | None = None,
+                 max_body_bytes: int | None = None):
         """Declare the scope a view needs (None on a surface whose callers have no scopes)
         and whether it takes a JSON body; document the errors the guard may answer with.
         ``error_extra``: fields every error answer of the view carries (the public API's
-        verify: ``verified: false``)."""
+        verify: ``verified: false``). ``max_body_bytes``: the view's own body limit, where
+        it takes more than the surface's (a bulk load)."""
         surface = self.surface
         if (scope is None) == surface.auth.scoped:
             raise ValueError(f"{surface.name}: a view {'needs' if surface.auth.scoped else 'has no'} scope")
@@ -163,6 +164,7 @@ class SurfaceBlueprint(flask_smorest.Blueprint):
             func._required_scope = scope
             func._json_body = body
             func._error_extra = dict(error_extra or {})
+            func._max_body_bytes = max_body_bytes
             return func
 
         return decorator
@@ -184,7 +186,7 @@ class SurfaceBlueprint(flask_smorest.Blueprint):
         if scope is _UNDECLARED:
             raise RuntimeError(f"view {request.endpoint} declares no scope (@blp.requires)")
         surface = self.surface
-        limit_body(surface.max_body_bytes)
+        limit_body(target._max_body_bytes or surface.max_body_bytes)
         g.error_extra = target._error_extra
         g.auth = surface.auth.authenticate()
         if surface.rate_limit is not None:
@@ -205,18 +207,19 @@ def limit_body(limit: int) -> None:
 
 def count_request(policy: ratelimit.RateLimit, account) -> None:
     """Count the request in the account's window of ``policy``'s bucket; 429 past it."""
-    verdict = ratelimit.hit(account.id, account.rate_limit_per_minute, policy.bucket)
+    verdict = ratelimit.hit(account.id, ratelimit.limit_for(account, policy), policy.bucket)
     if verdict is None:
         return
-    if policy.headers:
-        g.rate_limit = verdict
+    g.rate_limit = verdict
     if not verdict.allowed:
+        metrics = getattr(current_app.config.get("GATEWAY"), "metrics", None)
+        if metrics is not None:
+            metrics.rate_limited.labels(policy.bucket).inc()
         fail(429, policy.exceeded(verdict.limit), headers={"Retry-After": str(verdict.reset)})
 
 
 def add_rate_limit_headers(response):
-    """After every request: the ``RateLimit-*`` headers, if the request was counted by a
-    policy that sends them."""
+    """After every request: the ``RateLimit-*`` headers, if the request was counted."""
     verdict = g.get("rate_limit")
     if verdict is not None:
         for name, value in verdict.headers().items():

@@ -51,6 +51,7 @@ class InboundRoute:
     socket_url: str | None = None
     webhook_url: str | None = None
     refusal: InboundRefusal | None = None  # set: refuse the call instead
+    agent_id: int | None = None  # the agent the call goes to, recorded on the call (its conversations)
 
     @classmethod
     def refuse(cls, reason: str, cause: str, account_id: int | None = None) -> "InboundRoute":
@@ -89,11 +90,10 @@ def _account_id(value: str | None) -> int | None:
     return None
 
 
-def _agent_target(account_id: int | None, key: str | None) -> str | None:
+def _agent(account_id: int | None, key: str | None) -> Agent | None:
     if account_id is None or not key:
         return None
-    agent = Agent.get_or_none(Agent.account == account_id, Agent.key == key, Agent.active == True)  # noqa: E712
-    return agent.media_target if agent is not None else None
+    return Agent.get_or_none(Agent.account == account_id, Agent.key == key, Agent.active == True)  # noqa: E712
 
 
 def route_inbound(did: str, variables: dict[str, str | None]) -> InboundRoute:
@@ -109,9 +109,9 @@ def route_inbound(did: str, variables: dict[str, str | None]) -> InboundRoute:
     if pinned == names.ROUTE_WEBHOOK and variables.get(names.VAR_WEBHOOK_URL):
         return InboundRoute(account_id, webhook_url=variables[names.VAR_WEBHOOK_URL])
     if pinned == names.ROUTE_AGENT:
-        target = _agent_target(account_id, variables.get(names.VAR_AGENT))
-        if target:
-            return InboundRoute(account_id, socket_url=target)
+        agent = _agent(account_id, variables.get(names.VAR_AGENT))
+        if agent is not None:
+            return InboundRoute(account_id, socket_url=agent.media_target, agent_id=agent.id)
     if number is None:
         if pinned:  # the dialplan's route names a target the gateway cannot use
             return InboundRoute.refuse("pinned_route_unusable", NO_ROUTE, account_id)
@@ -120,7 +120,6 @@ def route_inbound(did: str, variables: dict[str, str | None]) -> InboundRoute:
         return InboundRoute(account_id, socket_url=number.socket_url)
     if number.route == "webhook":
         return InboundRoute(account_id, webhook_url=number.webhook_url)
-    target = number.agent.media_target if number.agent_id is not None and number.agent.active else None
-    if target:
-        return InboundRoute(account_id, socket_url=target)
+    if number.agent_id is not None and number.agent.active:
+        return InboundRoute(account_id, socket_url=number.agent.media_target, agent_id=number.agent_id)
     return InboundRoute.refuse("agent_unavailable", NO_ROUTE, account_id)

@@ -3,8 +3,10 @@
 On CHANNEL_ANSWER (the controller's ``in_progress`` transition) ``MediaSessions``:
 
 1. decides the media target (``gateway.calls.bot_target``: the call's ``socket_url``, its
-   agent, the routing webhook, its number, the account's defaults); the provider's key
-   comes from the account (``elevenlabs_api_key``, ``vapi_api_key``);
+   agent, the routing webhook, its number, the account's defaults; a bare ``elevenlabs``
+   or ``vapi`` gets its agent id from the number's or the account's settings); the
+   connector gets the target's id and the provider's key from the account
+   (``elevenlabs_api_key``, ``vapi_api_key``);
 2. opens the call's ``CallStream`` on the bridge (playback form from the node's settings)
    and, at the same time, connects the bot and sends ``uuid_audio_stream <uuid> start
    <bridge url> mono 8k <metadata>``;
@@ -49,6 +51,12 @@ restart, the target decided as at answer, once the old process's stream is stopp
 second ``start`` on an attached media bug fails).  A bot that cannot be had then ends the
 call as at answer (``bot_unreachable``).
 
+Transcript: the bot's lines go to the call's log (kind ``transcript``) as they come and to
+``Call.transcript`` when the session ends; a line the caller cut short is replaced by what
+was heard of it (``TranscriptCorrection``, logged as ``{"bot": …, "corrects": …}``); a
+connector with its own record of the conversation (Vapi's call artifact,
+``BotLink.final_transcript``) replaces ``Call.transcript`` with it after the call.
+
 ESL events reach the call's stream through the controller's ``event_hooks`` (every event
 of a live call, on its worker, in order): ``bridge.STREAM_EVENTS``.
 """
@@ -58,14 +66,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import gevent
+import gevent.event
 from peewee import IntegrityError
 
 from gateway.calls import inbound
-from gateway.calls.bot_target import BotTargets, Refusal, Target
+from gateway.calls.bot_target import BotTargets, Refusal, Target, call_number
 from gateway.calls.errors import CallError
 from gateway.domain import AGENT_DRIVERS, FINAL, MEDIA_ESTABLISHED, PROVIDERS, Driver, Status, Surface
 from gateway.config import MediaSettings
@@ -74,7 +83,8 @@ from gateway.media.connectors import BotLink, BotUnavailable, CallInfo, open_lin
 from gateway.media.twilio import Closed
 from gateway.greenlets import GreenletOwner
 from gateway.models.db import connection_scope, release_connection
-from gateway.models import Account, Call, CallEvent
+from gateway.models import Account, Agent, Call, CallEvent
+from gateway.voice_agents import conversation_initiation, tools as agent_tools
 from gateway.webhooks import routing
 from gateway.webhooks.provider import register_provider_call
 
@@ -99,6 +109,35 @@ class MediaSession:
     started_at: float = field(default_factory=time.monotonic)
 
 
+def _voice_agent(call_uuid: str, target: Target) -> Agent | None:
+    """The call's agent when it was built on the voice-agent admin surface (it has a
+    profile) and ``target`` is its ElevenLabs agent: its conversations start with its
+    profile (``gateway.voice_agents.conversation_initiation``) and run its tools. An agent
+    without a profile sends none: its ElevenLabs agent may not allow overrides."""
+    if target.kind != Driver.ELEVENLABS:
+        return None
+    with connection_scope():
+        agent = (Agent.select().join(Call, on=(Call.agent == Agent.id))
+                 .where(Call.uuid == call_uuid).first())
+    if agent is None or agent.driver != Driver.ELEVENLABS or agent.driver_ref != target.ref or not agent.profile:
+        return None
+    return agent
+
+
+def _tool_runner(agent: Agent, call_uuid: str) -> Callable[[str, dict], tuple[str, bool]]:
+    """``run_tool`` for the ElevenLabs connector: the agent's tools, each run recorded on
+    the call. The connector runs it in a greenlet of its own, with a timeout."""
+    def run(tool_name: str, parameters: dict) -> tuple[str, bool]:
+        with connection_scope():
+            return agent_tools.run_tool(agent, tool_name, parameters, call_uuid=call_uuid)
+    return run
+
+
+def _own_number(session: MediaSession) -> str | None:
+    """The account's number on the session's call, whose provider settings apply."""
+    return call_number(session.info.direction, session.info.from_number, session.info.to_number)
+
+
 class _Commands:
     """The controller commands a ``CallStream`` sends."""
 
@@ -113,10 +152,27 @@ class _Commands:
 
 
 def transcript(call_uuid: str) -> list[dict]:
-    """The call's conversation as ``[{"user": …}, {"bot": …}, …]``, in order."""
+    """The call's conversation as ``[{"user": …}, {"bot": …}, …]``, in order, with the
+    bot's corrected lines (a log entry ``{"bot": corrected, "corrects": original}``) applied."""
     rows = (CallEvent.select().where(CallEvent.call == call_uuid, CallEvent.kind == "transcript")
             .order_by(CallEvent.seq))
-    return [row.detail for row in rows]
+    lines: list[dict] = []
+    for row in rows:
+        if "corrects" in row.detail:
+            correct_line(lines, row.detail["corrects"], row.detail.get("bot", ""))
+        else:
+            lines.append(row.detail)
+    return lines
+
+
+def correct_line(lines: list[dict], original: str, corrected: str) -> bool:
+    """Replace the bot's latest line ``original`` with ``corrected`` (what the caller heard
+    of it); False when no such line is there."""
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].get("bot", "").strip() == original.strip():
+            lines[i] = {"bot": corrected}
+            return True
+    return False
 
 
 class MediaSessions:
@@ -134,6 +190,10 @@ class MediaSessions:
         self._commands = _Commands(controller)
         self.targets = BotTargets(request_route or routing.request_route, hangup_cause, self._log)
         self._greenlets = GreenletOwner("media sessions")
+        # After-call polls of a provider's transcript (Vapi's artifact, up to a minute):
+        # a stop ends them at once rather than waiting for them.
+        self._polls = GreenletOwner("provider transcript polls")
+        self._stopping = gevent.event.Event()
         # Inbound calls are decided before they are answered (``screen_inbound``); the
         # decision waits here for the answer.
         self._decided: dict[str, tuple[Target, float | None]] = {}
@@ -268,8 +328,9 @@ class MediaSessions:
 
     def _no_bot(self, call_uuid: str, exc: Exception) -> Refusal:
         refusal = exc if isinstance(exc, Refusal) else Refusal("invalid_media_target", self.hangup_cause)
-        self._log(call_uuid, {"event": "no_bot", "reason": refusal.reason,
-                              **({"error": str(exc)} if isinstance(exc, ValueError) else {})})
+        # What a person needs to know, if the reason does not say it (a setting missing).
+        error = str(exc) if str(exc) != refusal.reason else None
+        self._log(call_uuid, {"event": "no_bot", "reason": refusal.reason, **({"error": error} if error else {})})
         return refusal
 
     def _fallback(self, session: MediaSession) -> Target | None:
@@ -281,7 +342,8 @@ class MediaSessions:
             if not account.default_socket_url:
                 return None
             try:
-                target = self.targets.given(account, account.default_socket_url, "fallback")
+                target = self.targets.given(account, account.default_socket_url, "fallback",
+                                            _own_number(session))
             except (ValueError, Refusal):
                 return None
         if target.label in session.tried:
@@ -297,17 +359,22 @@ class MediaSessions:
             with connection_scope():
                 account = Account.get_by_id(session.account_id)
                 api_key = account.elevenlabs_api_key if target.kind == Driver.ELEVENLABS else account.vapi_api_key
+        info, voice_agent = session.info, {}
+        agent = _voice_agent(session.call_uuid, target)
+        if agent is not None:
+            opening = conversation_initiation(agent, session.info.custom_args)
+            info = replace(session.info, custom_args=opening["dynamic_variables"])
+            voice_agent = {"config_override": opening["conversation_config_override"],
+                           "run_tool": _tool_runner(agent, session.call_uuid)}
         started = time.monotonic()
         try:
             if target.kind not in AGENT_DRIVERS:
                 raise BotUnavailable(f"unknown target {target.kind!r}")
-            if target.kind != Driver.WEBSOCKET and not target.ref:
-                raise BotUnavailable(f"no {target.kind} agent id: pass {target.kind}&<id> or add an agent")
             timeout = self.settings.bot_connect_timeout
             with gevent.Timeout(timeout + 1.0, BotUnavailable("timed out")):
-                link = open_link(target.kind, target.ref or "", session.info, connect_timeout=timeout,
+                link = open_link(target.kind, target.ref or "", info, connect_timeout=timeout,
                                  api_key=api_key, elevenlabs_url=self.settings.elevenlabs_url,
-                                 vapi_url=self.settings.vapi_url)
+                                 vapi_url=self.settings.vapi_url, **voice_agent)
         except BotUnavailable as exc:
             self._log(session.call_uuid, {"event": "bot_connect_failed", "target": target.label,
                                           "connector": target.kind, "error": str(exc)})
@@ -330,11 +397,11 @@ class MediaSessions:
         try:
             with connection_scope():
                 account = Account.get_by_id(session.account_id)
-            target = self.targets.given(account, media_server, "redirect")
+            target = self.targets.given(account, media_server, "redirect", _own_number(session))
         except ValueError as exc:
             raise CallError(str(exc), code=400) from None
-        except Refusal as refusal:
-            raise CallError(refusal.reason, code=400) from None
+        except Refusal as refusal:  # an unknown agent, a provider not configured: what is missing
+            raise CallError(str(refusal), code=400) from None
         old_label = session.link.label if session.link is not None else None
         link = self._open(session, target)
         if link is None:
@@ -445,9 +512,9 @@ class MediaSessions:
 
     def _fs_failed(self, session: MediaSession, reason: str) -> None:
         # At hangup mod_audio_stream closes its socket just before the call's final
-        # events: give the hangup a moment to arrive before calling it a failure.
-        gevent.sleep(1.0)
-        if session.ended:
+        # events: give the hangup a moment to arrive before calling it a failure (a stop
+        # ends the wait: every session is ending).
+        if self._stopping.wait(1.0) or session.ended:
             return
         self._log(session.call_uuid, {"event": "stream_failed", "error": reason})
         if not session.stream_restarted:
@@ -469,6 +536,14 @@ class MediaSessions:
         if session is not None:
             session.transcript.append({role: text})
         self.controller.log(stream.call_uuid, "transcript", {role: text})
+
+    def transcript_correction(self, stream: CallStream, original: str, corrected: str) -> None:
+        """The bot's line ``original`` was cut short: the transcript keeps ``corrected``."""
+        session = self.sessions.get(stream.call_uuid)
+        if session is not None and not correct_line(session.transcript, original, corrected):
+            self._log(stream.call_uuid, {"event": "transcript_correction_unmatched", "original": original[:200]})
+            return
+        self.controller.log(stream.call_uuid, "transcript", {"bot": corrected, "corrects": original})
 
     def provider_session(self, stream: CallStream, event) -> None:
         """Remember the provider's id for the call, so that its post-call report
@@ -512,10 +587,28 @@ class MediaSessions:
         if session.transcript and "transcript" in Call._meta.fields:
             with connection_scope():
                 Call.update(transcript=session.transcript).where(Call.uuid == session.call_uuid).execute()
+        if session.link is not None and type(session.link).final_transcript is not BotLink.final_transcript:
+            self._polls.spawn(self._guarded, session.call_uuid, self._provider_transcript, session)
+
+    def _provider_transcript(self, session: MediaSession) -> None:
+        """The provider's record of the conversation replaces the socket's lines (Vapi:
+        its call artifact, ``connectors.vapi``), when it comes."""
+        lines = session.link.final_transcript()
+        if lines is None:
+            return
+        self._log(session.call_uuid, {"event": "provider_transcript", "connector": session.link.kind,
+                                      "lines": len(lines)})
+        if lines and "transcript" in Call._meta.fields:
+            with connection_scope():
+                Call.update(transcript=lines).where(Call.uuid == session.call_uuid).execute()
 
     def stop(self, grace: float = 5.0) -> None:
         """End every session (its bot gets ``stop``), then let the session steps still
-        running finish for up to ``grace`` seconds before they are killed."""
+        running finish for up to ``grace`` seconds before they are killed. Polls of a
+        provider's transcript are killed at once: a poll may last a minute, and a transcript
+        not come by the stop is left to the provider's own record."""
+        self._stopping.set()
+        self._polls.stop(0)
         for session in list(self.sessions.values()):
             session.ended = True
             session.stream.close(stop_bot=True)

@@ -72,7 +72,7 @@ class Reception:
         Call.create(
             uuid=call_uuid, account=route.account_id, direction="inbound", node=node.name,
             from_number=inbound.from_number, to_number=did, caller_id_name=inbound.caller_id_name,
-            socket_url=route.socket_url, webhook_url=route.webhook_url,
+            socket_url=route.socket_url, webhook_url=route.webhook_url, agent=route.agent_id,
         )
         live = self.calls.add(LiveCall(call_uuid, node.name, channel_seen=True, generation=node.generation))
         batch.move(live, Transition(Status.RINGING, event_time(event), "CHANNEL_PARK",

@@ -53,7 +53,9 @@ from gateway.media import codec
 from gateway.media.clock import Clock
 from gateway.media.connectors.base import BotLink
 from gateway.media.downlink import CLEAR_AUDIO, FORMS, Control, FileDownlink, StreamDownlink
-from gateway.media.twilio import Clear, Closed, Mark, Media, ProtocolIssue, ProviderSession, Transcript
+from gateway.media.twilio import (
+    Clear, Closed, LogNote, Mark, Media, ProtocolIssue, ProviderSession, Transcript, TranscriptCorrection,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class StreamOwner(Protocol):
     def provider_session(self, stream: "CallStream", event: ProviderSession) -> None: ...
     def fs_failed(self, stream: "CallStream", reason: str) -> None: ...
     def transcript(self, stream: "CallStream", role: str, text: str) -> None: ...
+    def transcript_correction(self, stream: "CallStream", original: str, corrected: str) -> None: ...
     def log(self, stream: "CallStream", detail: dict) -> None: ...
 
 
@@ -283,6 +286,11 @@ class CallStream:
         elif isinstance(event, Transcript):
             if self.owner is not None:
                 self.owner.transcript(self, event.role, event.text)
+        elif isinstance(event, TranscriptCorrection):
+            if self.owner is not None:
+                self.owner.transcript_correction(self, event.original, event.corrected)
+        elif isinstance(event, LogNote):
+            self._log(event.detail)
         elif isinstance(event, ProviderSession):
             if self.owner is not None:
                 self.owner.provider_session(self, event)

@@ -1,4 +1,5 @@
-"""G.711 mu-law <-> 16-bit linear PCM, and 8 kHz <-> 16 kHz resampling (libsoxr).
+"""G.711 mu-law <-> 16-bit linear PCM, and resampling between the telephony and
+provider rates (``RESAMPLE_RATES``: 8 kHz, 16 kHz and the ElevenLabs agent rates; libsoxr).
 
 Table-driven with numpy (``audioop`` left the standard library in 3.13): decoding is one
 256-entry lookup, encoding one 65,536-entry lookup indexed by the sample's bit pattern,
@@ -21,6 +22,10 @@ RATE = 8000
 FRAME_SECONDS = 0.020
 ULAW_FRAME_BYTES = 160  # 20 ms of mu-law at 8 kHz
 SILENCE_ULAW = b"\xff" * ULAW_FRAME_BYTES
+
+#: The rates ``Resampler`` converts between: the call's 8 kHz, mod_audio_stream's 16 kHz, and
+#: every PCM rate an ElevenLabs agent may speak or listen at (connectors.elevenlabs).
+RESAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 
 _BIAS = 0x84
 _CLIP = 32635
@@ -66,7 +71,8 @@ def l16_to_ulaw(data: bytes) -> bytes:
 
 
 class Resampler:
-    """Streaming resampler between 8 and 16 kHz mono L16 (libsoxr, ``soxr.ResampleStream``).
+    """Streaming resampler between two of ``RESAMPLE_RATES``, mono L16 (libsoxr,
+    ``soxr.ResampleStream``).
 
     Each call returns exactly as many samples as its input holds at the output rate (one
     20 ms frame in, one 20 ms frame out), and a stream cut in pieces comes out the same
@@ -77,8 +83,8 @@ class Resampler:
     30 ms from 8 to 16 kHz with python-soxr 1.1; bench/codec_latency.py measures it)."""
 
     def __init__(self, src_rate: int, dst_rate: int) -> None:
-        if (src_rate, dst_rate) not in ((8000, 16000), (16000, 8000), (8000, 8000), (16000, 16000)):
-            raise ValueError(f"cannot resample {src_rate} Hz to {dst_rate} Hz (8000 and 16000 only)")
+        if src_rate not in RESAMPLE_RATES or dst_rate not in RESAMPLE_RATES:
+            raise ValueError(f"cannot resample {src_rate} Hz to {dst_rate} Hz (only between {RESAMPLE_RATES})")
         self.src_rate = src_rate
         self.dst_rate = dst_rate
         # float32, not int16: soxr dithers int16 output, so the same input cut otherwise

@@ -135,6 +135,23 @@ class Transcript(BotEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class TranscriptCorrection(BotEvent):
+    """The bot's last line ``original`` was not heard whole (the caller cut in): the
+    transcript keeps ``corrected``, what was played (ElevenLabs' ``agent_response_correction``)."""
+
+    original: str
+    corrected: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogNote(BotEvent):
+    """Something a connector did for the bot that belongs in the call's log (a tool call
+    and its result); ``detail`` is the log entry, with its ``event``."""
+
+    detail: dict
+
+
+@dataclass(frozen=True, slots=True)
 class Closed(BotEvent):
     """The bot's socket ended.  ``clean``: it closed on purpose (close frame 1000/1001)."""
 

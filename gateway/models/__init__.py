@@ -13,7 +13,6 @@ from gateway.domain import AGENT_DRIVERS, CALL_DIRECTIONS, CALL_STATUSES, CALL_S
 
 from .accounts import (
     ACCOUNT_STATUSES,
-    DEFAULT_RATE_LIMIT_PER_MINUTE,
     WEBHOOK_SECRET_OVERLAP,
     Account,
     generate_webhook_secret,
@@ -42,6 +41,29 @@ from .public import (
     Recording,
     SavedCampaign,
 )
+from .voice_agents import (
+    KNOWLEDGE_KINDS,
+    KNOWLEDGE_STATUSES,
+    TOOL_KINDS,
+    AgentEnvVar,
+    AgentKnowledge,
+    AgentTool,
+    KnowledgeDocument,
+    ToolRun,
+)
+from .voice_campaigns import (
+    ACTION_KINDS,
+    ACTION_STATUSES,
+    CONTACT_STATES,
+    FINAL_CONTACT_STATES,
+    VOICE_CAMPAIGN_STATUSES,
+    CampaignAction,
+    CampaignActionEvent,
+    CampaignContact,
+    ContactAttempt,
+    DoNotCallEntry,
+    VoiceCampaign,
+)
 from .webhooks import (
     DELIVERY_STATUSES,
     ProviderCall,
@@ -54,7 +76,9 @@ from .webhooks import (
 ALL_MODELS = [Account, Agent, ApiKey, PhoneNumber, Call, CallEvent,
               WebhookSubscription, WebhookDelivery, WebhookAttempt, ProviderCall,
               AudioClip, SavedCampaign, PublicRun, OtpRequest, OtpGuess, Recording, RateLimitWindow,
-              CallRate, LedgerEntry, CallDayCount, CallCountMark, RefusedCall]
+              CallRate, LedgerEntry, CallDayCount, CallCountMark, RefusedCall,
+              AgentEnvVar, AgentTool, KnowledgeDocument, AgentKnowledge, ToolRun,
+              VoiceCampaign, CampaignContact, ContactAttempt, CampaignAction, CampaignActionEvent, DoNotCallEntry]
 
 __all__ = [
     "ACCOUNT_STATUSES",
@@ -70,7 +94,6 @@ __all__ = [
     "CALL_SURFACES",
     "Call",
     "CallEvent",
-    "DEFAULT_RATE_LIMIT_PER_MINUTE",
     "END_REASONS",
     "JSONTextField",
     "MIGRATIONS",
@@ -111,4 +134,23 @@ __all__ = [
     "RateLimitWindow",
     "Recording",
     "SavedCampaign",
+    "AgentEnvVar",
+    "AgentKnowledge",
+    "AgentTool",
+    "KNOWLEDGE_KINDS",
+    "KNOWLEDGE_STATUSES",
+    "KnowledgeDocument",
+    "TOOL_KINDS",
+    "ToolRun",
+    "ACTION_KINDS",
+    "ACTION_STATUSES",
+    "CONTACT_STATES",
+    "FINAL_CONTACT_STATES",
+    "VOICE_CAMPAIGN_STATUSES",
+    "CampaignAction",
+    "CampaignActionEvent",
+    "CampaignContact",
+    "ContactAttempt",
+    "DoNotCallEntry",
+    "VoiceCampaign",
 ]

@@ -12,8 +12,6 @@ from .fields import EncryptedTextField, JSONTextField, MoneyField, UTCDateTimeFi
 
 ACCOUNT_STATUSES = ("active", "suspended")
 
-DEFAULT_RATE_LIMIT_PER_MINUTE = 120
-
 # After a rotation the previous webhook secret stays valid this long, so that a
 # customer can deploy the new one without dropping signed requests meanwhile.
 WEBHOOK_SECRET_OVERLAP = timedelta(hours=24)
@@ -54,10 +52,18 @@ class Account(BaseModel):
     webhook_secret = EncryptedTextField(default=generate_webhook_secret)
     webhook_secret_previous = EncryptedTextField(null=True)
     webhook_secret_rotated_at = UTCDateTimeField(null=True)
-    rate_limit_per_minute = IntegerField(default=DEFAULT_RATE_LIMIT_PER_MINUTE)
+    # Requests per minute (``gateway.api.ratelimit.limit_for``): ``rate_limits`` per surface
+    # (``{"v1": 300}``, by ``Call.surface`` value), else ``rate_limit_per_minute`` on every
+    # surface, else each surface's contract default; 0: no limit.
+    rate_limit_per_minute = IntegerField(null=True)
+    rate_limits = JSONTextField(null=True)
     balance = MoneyField(max_digits=14, decimal_places=4, default=Decimal("0.0000"))
     elevenlabs_api_key = EncryptedTextField(null=True)
     vapi_api_key = EncryptedTextField(null=True)
+    # The agent a bare ``elevenlabs`` target (``vapi``: assistant) talks to, unless the
+    # call's number names its own (``gateway.calls.bot_target.provider_ref``).
+    elevenlabs_agent_id = CharField(max_length=128, null=True)
+    vapi_assistant_id = CharField(max_length=128, null=True)
     # Where a press-1 call's "connect_agent" transfers to (public calling API): a number,
     # an extension or a SIP URI, as ``CallController.transfer`` takes it.
     agent_destination = CharField(max_length=255, null=True)

@@ -2,6 +2,13 @@
 
 Clients name an agent by its key (``akylai``), never by the provider's
 identifier: which driver serves it, and with which reference, stays ours.
+
+An agent built on the voice-agent admin surface also holds its conversation profile
+(``profile``: prompt, first message, voice, LLM, temperature, dynamic-variable defaults;
+``gateway.voice_agents.profile`` validates it) and the autonomous agent whose key created
+it (``owner_agent``). The profile is one JSON document, not columns: it is ElevenLabs'
+agent model, read whole into each conversation's overrides and never queried by field,
+and providers add settings faster than migrations should follow.
 """
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from gateway.domain import AGENT_DRIVERS
 
 from .accounts import Account
 from .db import BaseModel
-from .fields import UTCDateTimeField, utcnow
+from .fields import JSONTextField, UTCDateTimeField, utcnow
 from .validators import check_slug, check_socket_url
 
 AGENT_TYPES = ("inbound", "outbound")
@@ -37,6 +44,10 @@ class Agent(BaseModel):
     driver_ref = TextField()  # socket URL, ElevenLabs agent id or Vapi assistant id
     active = BooleanField(default=True)
     created_at = UTCDateTimeField(default=utcnow)
+    # The voice-agent admin surface: who created it (``ApiKey.owner_agent`` of the key),
+    # and its conversation profile.
+    owner_agent = ForeignKeyField("self", backref="created_agents", null=True, on_delete="SET NULL")
+    profile = JSONTextField(default=dict)
 
     class Meta:
         table_name = "agents"

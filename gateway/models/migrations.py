@@ -20,6 +20,7 @@ that a migrated database matches the models.
 """
 from __future__ import annotations
 
+import json
 import secrets
 from contextlib import contextmanager
 
@@ -34,6 +35,7 @@ from peewee import (
     DateField,
     DateTimeField,
     DecimalField,
+    FloatField,
     Field,
     ForeignKeyField,
     IntegerField,
@@ -639,6 +641,269 @@ def _add_rate_limit_buckets(db: Database) -> None:
     db.create_tables([RateLimitWindow])
 
 
+def _add_webhook_header_profiles(db: Database) -> None:
+    """``header_profile`` on webhook subscriptions and deliveries: which headers carry the
+    event and its signature (``gateway.webhooks.profiles``). Every existing one keeps the
+    gateway's own (``gateway``). NOT NULL with a DEFAULT in one statement, as for
+    ``on_transfer_failure``."""
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    pw_migrate.migrate(*(
+        migrator.add_column(table, "header_profile",
+                            CharField(max_length=32, constraints=[SQL("DEFAULT 'gateway'")]), allow_not_null=True)
+        for table in ("webhook_subscriptions", "webhook_deliveries")))
+
+
+def _add_rate_limits_per_surface(db: Database) -> None:
+    """Each surface has its contract's default rate limit (``gateway.api.ratelimit``), so
+    an account's ``rate_limit_per_minute`` becomes an override, NULL when it has none:
+    the former default of every account, 120, is taken for "none" (an operator who set
+    120 on purpose gets each surface's default, which is 120 but for ``/v1``'s 60).
+    ``rate_limits`` holds per-surface overrides. The column is made nullable by the way
+    ``_encrypt_account_secrets`` changes a type: added, filled, the old one dropped, the
+    new one renamed. The windows of the former shared ``key`` bucket are dropped."""
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    pw_migrate.migrate(
+        migrator.add_column("accounts", "rate_limit_override", IntegerField(null=True)),
+        migrator.add_column("accounts", "rate_limits", TextField(null=True)),
+    )
+    accounts = Table("accounts").bind(db)
+    (accounts.update({accounts.c.rate_limit_override: accounts.c.rate_limit_per_minute})
+     .where(accounts.c.rate_limit_per_minute != 120).execute())
+    pw_migrate.migrate(
+        migrator.drop_column("accounts", "rate_limit_per_minute"),
+        migrator.rename_column("accounts", "rate_limit_override", "rate_limit_per_minute"),
+    )
+    windows = Table("rate_limit_windows").bind(db)
+    windows.delete().where(windows.c.bucket == "key").execute()
+
+
+def _add_provider_reported_duration(db: Database) -> None:
+    """``provider_calls.duration``: the duration a completion report gave, kept beside the
+    call's own (``gateway.webhooks.provider``); filled from the reports stored so far."""
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    pw_migrate.migrate(migrator.add_column("provider_calls", "duration", IntegerField(null=True)))
+    links = Table("provider_calls").bind(db)
+    for row in links.select(links.c.id, links.c.payload).where(links.c.payload.is_null(False)).dicts():
+        try:
+            duration = json.loads(row["payload"]).get("duration")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(duration, (int, float)) and not isinstance(duration, bool) and 0 <= duration < 10 ** 7:
+            links.update({links.c.duration: int(round(duration))}).where(links.c.id == row["id"]).execute()
+
+
+def _add_provider_agent_ids(db: Database) -> None:
+    """The ElevenLabs agent and Vapi assistant a bare ``elevenlabs``/``vapi`` media target
+    talks to: the account's defaults, and each phone number's own, over them."""
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    pw_migrate.migrate(*(migrator.add_column(table, column, CharField(max_length=128, null=True))
+                         for table in ("accounts", "phone_numbers")
+                         for column in ("elevenlabs_agent_id", "vapi_assistant_id")))
+
+
+def _add_voice_agents(db: Database) -> None:
+    """The voice-agent admin surface: an agent's creator (``agents.owner_agent_id``) and
+    conversation profile (``agents.profile``, JSON, ``'{}'`` for the agents so far); its
+    env vars, tools, knowledge-base documents and their links, and the tool runs."""
+
+
+def _add_voice_campaigns(db: Database) -> None:
+    """Voice campaigns that dial (``gateway.dialer``): campaigns, their contacts and each
+    contact's attempts, the human-approved actions that start, pause and stop them with
+    their history, and each account's do-not-call list."""
+    Frozen = _frozen_base(db)
+
+    Account = _key_of(Frozen, "accounts")
+    Agent = _key_of(Frozen, "agents")
+    Call = _key_of(Frozen, "calls", "uuid", CharField(max_length=36, primary_key=True))
+
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    pw_migrate.migrate(
+        migrator.add_column("agents", "owner_agent_id",
+                            ForeignKeyField(Agent, field=Agent.id, null=True, on_delete="SET NULL")),
+        migrator.add_column("agents", "profile", TextField(constraints=[SQL("DEFAULT '{}'")]),
+                            allow_not_null=True),
+    )
+
+    class AgentEnvVar(Frozen):
+        id = AutoField()
+        agent = ForeignKeyField(Agent, on_delete="CASCADE", index=False)
+        name = CharField(max_length=64)
+        value = TextField()
+        updated_at = DateTimeField()
+
+        class Meta:
+            table_name = "agent_env_vars"
+            indexes = ((("agent", "name"), True),)
+
+    class AgentTool(Frozen):
+        id = AutoField()
+        agent = ForeignKeyField(Agent, on_delete="CASCADE", index=False)
+        name = CharField(max_length=64)
+        kind = CharField(max_length=16)
+        description = TextField()
+        method = CharField(max_length=8)
+        url = TextField()
+        headers = TextField()
+        parameters = TextField()
+        config = TextField()
+        created_at = DateTimeField()
+
+        class Meta:
+            table_name = "agent_tools"
+            indexes = ((("agent", "name"), True),)
+
+    class KnowledgeDocument(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
+        owner_agent = ForeignKeyField(Agent, null=True, on_delete="SET NULL")
+        name = CharField(max_length=255)
+        kind = CharField(max_length=8)
+        url = TextField(null=True)
+        status = CharField(max_length=16)
+        failure_reason = TextField(null=True)
+        text = TextField()
+        content_type = CharField(max_length=128, null=True)
+        created_at = DateTimeField()
+        updated_at = DateTimeField()
+
+        class Meta:
+            table_name = "knowledge_documents"
+            indexes = ((("account", "created_at"), False),)
+
+    class AgentKnowledge(Frozen):
+        agent = ForeignKeyField(Agent, on_delete="CASCADE")
+        document = ForeignKeyField(KnowledgeDocument, on_delete="CASCADE")
+
+        class Meta:
+            table_name = "agent_knowledge"
+            primary_key = CompositeKey("agent", "document")
+
+    class ToolRun(Frozen):
+        id = AutoField()
+        agent = ForeignKeyField(Agent, on_delete="CASCADE")
+        call = ForeignKeyField(Call, field=Call.uuid, null=True, on_delete="CASCADE")
+        tool_name = CharField(max_length=64)
+        parameters = TextField()
+        result = TextField()
+        is_error = BooleanField()
+        duration_ms = IntegerField()
+        started_at = DateTimeField()
+
+        class Meta:
+            table_name = "tool_runs"
+
+    db.create_tables([AgentEnvVar, AgentTool, KnowledgeDocument, AgentKnowledge, ToolRun])
+
+
+    ApiKey = _key_of(Frozen, "api_keys")
+
+    class VoiceCampaign(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account, on_delete="CASCADE")
+        owner_agent = ForeignKeyField(Agent, null=True, on_delete="SET NULL")
+        agent = ForeignKeyField(Agent, on_delete="CASCADE")
+        name = CharField(max_length=255)
+        from_number = CharField(max_length=32)
+        calls_per_second = FloatField()
+        max_concurrent = IntegerField()
+        max_attempts = IntegerField()
+        retry_backoff_sec = IntegerField()
+        window_days = TextField()
+        window_start = CharField(max_length=5)
+        window_end = CharField(max_length=5)
+        timezone = CharField(max_length=64)
+        status = CharField(max_length=16)
+        status_reason = TextField(null=True)
+        created_at = DateTimeField()
+        updated_at = DateTimeField()
+        started_at = DateTimeField(null=True)
+        completed_at = DateTimeField(null=True)
+
+        class Meta:
+            table_name = "voice_campaigns"
+            indexes = ((("status",), False),)
+
+    class CampaignContact(Frozen):
+        id = AutoField()
+        campaign = ForeignKeyField(VoiceCampaign, on_delete="CASCADE", index=False)
+        phone = CharField(max_length=32)
+        name = CharField(max_length=255, null=True)
+        variables = TextField()
+        timezone = CharField(max_length=64, null=True)
+        state = CharField(max_length=16)
+        attempts = IntegerField()
+        last_call_uuid = CharField(max_length=36, null=True)
+        last_outcome = CharField(max_length=32, null=True)
+        next_attempt_at = DateTimeField()
+        created_at = DateTimeField()
+        updated_at = DateTimeField()
+
+        class Meta:
+            table_name = "campaign_contacts"
+            indexes = ((("campaign", "phone"), True), (("campaign", "state", "next_attempt_at"), False))
+
+    class ContactAttempt(Frozen):
+        id = AutoField()
+        contact = ForeignKeyField(CampaignContact, on_delete="CASCADE")
+        campaign = ForeignKeyField(VoiceCampaign, on_delete="CASCADE", index=False)
+        number = IntegerField()
+        claimed_by = CharField(max_length=64)
+        claimed_at = DateTimeField()
+        sent_at = DateTimeField(null=True)
+        call_uuid = CharField(max_length=36, null=True, unique=True)
+        outcome = CharField(max_length=32, null=True)
+        ended_at = DateTimeField(null=True)
+
+        class Meta:
+            table_name = "contact_attempts"
+            indexes = ((("campaign", "claimed_at"), False),)
+
+    class CampaignAction(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account, on_delete="CASCADE")
+        owner_agent = ForeignKeyField(Agent, null=True, on_delete="SET NULL")
+        campaign = ForeignKeyField(VoiceCampaign, on_delete="CASCADE")
+        kind = CharField(max_length=8)
+        status = CharField(max_length=20)
+        reason = TextField(null=True)
+        requested_by_key = ForeignKeyField(ApiKey, null=True, on_delete="SET NULL")
+        requested_by = CharField(max_length=255)
+        decided_by = CharField(max_length=255, null=True)
+        created_at = DateTimeField()
+        decided_at = DateTimeField(null=True)
+        executed_at = DateTimeField(null=True)
+
+        class Meta:
+            table_name = "campaign_actions"
+            indexes = ((("status", "created_at"), False),)
+
+    class CampaignActionEvent(Frozen):
+        id = AutoField()
+        action = ForeignKeyField(CampaignAction, on_delete="CASCADE")
+        status = CharField(max_length=20)
+        by = CharField(max_length=255)
+        reason = TextField(null=True)
+        at = DateTimeField()
+
+        class Meta:
+            table_name = "campaign_action_events"
+
+    class DoNotCallEntry(Frozen):
+        id = AutoField()
+        account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
+        phone = CharField(max_length=32)
+        note = CharField(max_length=255, null=True)
+        created_at = DateTimeField()
+
+        class Meta:
+            table_name = "do_not_call"
+            indexes = ((("account", "phone"), True),)
+
+    db.create_tables([VoiceCampaign, CampaignContact, ContactAttempt, CampaignAction, CampaignActionEvent,
+                      DoNotCallEntry], safe=True)
+
+
 MIGRATIONS = [
     _create_initial_tables,
     _add_keys_agents_numbers,
@@ -653,6 +918,12 @@ MIGRATIONS = [
     _encrypt_account_secrets,
     _add_on_transfer_failure,
     _add_rate_limit_buckets,
+    _add_webhook_header_profiles,
+    _add_rate_limits_per_surface,
+    _add_provider_reported_duration,
+    _add_provider_agent_ids,
+    _add_voice_agents,
+    _add_voice_campaigns,
 ]
 
 

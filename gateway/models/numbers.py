@@ -7,10 +7,11 @@ from .accounts import Account
 from .agents import Agent
 from .db import BaseModel
 from .fields import UTCDateTimeField, utcnow
-from .validators import check_socket_url, check_webhook_url
+from .validators import check_media_target, check_webhook_url
 
-# bot: stream to ``socket_url``; agent: hand to ``agent``; webhook: ask ``webhook_url``
-# (the routing webhook, which answers with a socket URL or a hangup).
+# bot: stream to ``socket_url`` (a bot's ws(s) URL, or ``elevenlabs``/``vapi``, with or
+# without ``&<id>``); agent: hand to ``agent``; webhook: ask ``webhook_url`` (the routing
+# webhook, which answers with a socket URL or a hangup).
 NUMBER_ROUTES = ("bot", "agent", "webhook")
 
 
@@ -24,6 +25,10 @@ class PhoneNumber(BaseModel):
     socket_url = TextField(null=True)
     agent = ForeignKeyField(Agent, backref="phone_numbers", null=True)
     webhook_url = TextField(null=True)
+    # The provider agents a bare ``elevenlabs``/``vapi`` target talks to on this number's
+    # calls, over the account's defaults (``gateway.calls.bot_target.provider_ref``).
+    elevenlabs_agent_id = CharField(max_length=128, null=True)
+    vapi_assistant_id = CharField(max_length=128, null=True)
     active = BooleanField(default=True)
     created_at = UTCDateTimeField(default=utcnow)
 
@@ -48,7 +53,7 @@ def clean_route(
     if len(given) != 1:
         raise ValueError("a number routes to exactly one of: a socket URL, an agent, a webhook URL")
     if socket_url is not None:
-        return {"route": "bot", "socket_url": check_socket_url(socket_url),
+        return {"route": "bot", "socket_url": check_media_target(socket_url, "socket URL"),
                 "agent": None, "webhook_url": None}
     if agent is not None:
         return {"route": "agent", "socket_url": None, "agent": agent, "webhook_url": None}

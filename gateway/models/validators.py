@@ -61,6 +61,16 @@ MEDIA_PROVIDERS = ("elevenlabs", "vapi")
 _PROVIDER_REF_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
 
 
+def check_provider_ref(value: str, what: str) -> str:
+    """An ElevenLabs agent id or a Vapi assistant id, stripped, in the form the ``&<id>``
+    of a media target takes; ``ValueError`` naming ``what`` otherwise."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not _PROVIDER_REF_RE.match(text):
+        raise ValueError(f"{what} {value!r} is invalid; expected 1-128 characters A-Z, a-z, 0-9, '_', '.',"
+                         " ':' or '-'")
+    return text
+
+
 def check_media_target(value: str, what: str = "socket_url", *, check_host: bool = True) -> str:
     """Where a call's media goes, in the call-control API's forms.
 

@@ -26,7 +26,7 @@ serves both the due and the expired-lease lookups.
 """
 from __future__ import annotations
 
-from peewee import AutoField, BooleanField, CharField, ForeignKeyField, IntegerField, TextField
+from peewee import SQL, AutoField, BooleanField, CharField, ForeignKeyField, IntegerField, TextField
 
 from .accounts import Account
 from .calls import Call
@@ -38,6 +38,8 @@ DELIVERY_STATUSES = ("pending", "delivering", "delivered", "dead", "stopped")
 OPEN_STATUSES = ("pending", "delivering")
 #: ``webhooks replay`` accepts a delivery in one of these.
 CLOSED_STATUSES = ("delivered", "dead", "stopped")
+#: The headers of a subscription that chose none: the gateway's own.
+HEADER_PROFILE_DEFAULT = "gateway"
 
 
 class WebhookSubscription(BaseModel):
@@ -47,7 +49,9 @@ class WebhookSubscription(BaseModel):
     None means every event type of that surface, else a list of them; ``url`` None
     means the surface's default (for ``api``: the call's own ``webhook_url``, else the
     account's ``default_webhook_url``; the other surfaces have none). An inactive
-    subscription turns the surface's events off.
+    subscription turns the surface's events off. ``header_profile`` names the headers its
+    requests carry (``gateway.webhooks.profiles``: ``gateway``, ``contract``,
+    ``standard-webhooks``); the ``api`` one applies to the routing webhook too.
     """
 
     id = AutoField()
@@ -57,6 +61,8 @@ class WebhookSubscription(BaseModel):
     url = TextField(null=True)
     events = JSONTextField(null=True)
     active = BooleanField(default=True)
+    header_profile = CharField(max_length=32, default=HEADER_PROFILE_DEFAULT,
+                               constraints=[SQL(f"DEFAULT '{HEADER_PROFILE_DEFAULT}'")])
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)
 
@@ -67,7 +73,8 @@ class WebhookSubscription(BaseModel):
 
 class WebhookDelivery(BaseModel):
     """One event for one URL. ``body`` is the exact text sent (canonical JSON, UTF-8 on
-    the wire); ``headers`` the fixed headers; the signature headers are computed at each
+    the wire); ``headers`` the fixed headers of its ``header_profile`` (the subscription's
+    when it was queued); the signature headers of that profile are computed at each
     attempt with the account's secret of the moment."""
 
     id = AutoField()
@@ -80,6 +87,8 @@ class WebhookDelivery(BaseModel):
     url = TextField()
     body = TextField()
     headers = JSONTextField(default=dict)
+    header_profile = CharField(max_length=32, default=HEADER_PROFILE_DEFAULT,
+                               constraints=[SQL(f"DEFAULT '{HEADER_PROFILE_DEFAULT}'")])
     status = CharField(max_length=16, default="pending")
     attempts = IntegerField(default=0)
     next_attempt_at = UTCDateTimeField(default=utcnow)
@@ -114,8 +123,10 @@ class WebhookAttempt(BaseModel):
 
 class ProviderCall(BaseModel):
     """A native provider's id for one of our calls (``POST /v1/webhooks/call-completed``
-    names the call by it). ``completed_at`` is set by the first completion report; a
-    repeated report finds it set and changes nothing."""
+    names the call by it; a plain-WebSocket agent names it by the call's uuid).
+    ``completed_at`` is set by the first completion report; a repeated report finds it
+    set and changes nothing. ``duration`` is the seconds the report said, kept beside
+    the call's own measure (``Call.billsec``), which FreeSWITCH's wins."""
 
     id = AutoField()
     provider_call_id = CharField(max_length=128, unique=True)
@@ -125,6 +136,7 @@ class ProviderCall(BaseModel):
     completed_at = UTCDateTimeField(null=True)
     status = CharField(max_length=32, null=True)  # as the provider reported it
     payload = JSONTextField(null=True)  # the completion report as received
+    duration = IntegerField(null=True)  # the report's duration, whole seconds
 
     class Meta:
         table_name = "provider_calls"

@@ -6,12 +6,13 @@ module             what
 =================  =======================================================================
 ``signing``        canonical JSON, ``X-Signature: sha256=…``, ``X-Webhook-Signature: t=…,v1=…``
 ``urls``           webhook URLs and HTTP sessions to checked addresses (``gateway.net_policy``)
-``events``         pure builders of each surface's event bodies and headers
-``subscriptions``  which events an account receives, and where
+``events``         pure builders of each surface's event bodies
+``profiles``       header profiles: the headers that carry an event and its signature
+``subscriptions``  which events an account receives, where, and in which header profile
 ``outbox``         ``outbox_hook`` (controller transaction hook), enqueue, replay
 ``dispatcher``     ``Dispatcher``: claims, delivers, retries, records attempts
 ``routing``        ``request_route``: the 3 s routing webhook
-``provider``       provider call ids, completion reports: their signature, checks, saving
+``provider``       provider call ids (and WebSocket agents' call uuids), completion reports
 ``cli``            ``voicegw webhooks …``
 =================  =======================================================================
 

@@ -9,7 +9,9 @@
     voicegw webhooks replay --dead [--since WHEN] [--account A]   (every dead one, in bulk)
     voicegw webhooks purge --older-than-days 30   (delete closed deliveries and their attempts)
     voicegw webhooks subscribe ACCOUNT SURFACE [--url URL] [--events a,b|all] [--disable|--enable]
+                               [--header-profile gateway|contract|standard-webhooks]
     voicegw webhooks subscriptions [ACCOUNT]
+    voicegw webhooks signing-secret ACCOUNT SURFACE   (the secret in the form its profile's verifiers take)
     voicegw webhooks dispatch [--concurrency 10] [--max-age-hours 24] [--max-attempts N]
                               [--backoff-base 10] [--backoff-cap 3600] [--lease 60] [--timeout 10]
 
@@ -35,7 +37,8 @@ from datetime import datetime, timedelta, timezone
 from gateway import cli_common as cli
 from gateway.cli_common import CommandError, Output
 from gateway.models import DELIVERY_STATUSES, WebhookAttempt, WebhookDelivery, WebhookSubscription
-from gateway.webhooks.events import EVENT_TYPES, SURFACES
+from gateway.webhooks.events import EVENT_TYPES, SUBSCRIBABLE, SURFACES
+from gateway.webhooks.profiles import PROFILES, STANDARD_WEBHOOKS, standard_webhooks_secret
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +72,21 @@ def add_subparsers(subparsers) -> None:
     p = cli.command(group, "subscribe", webhooks_subscribe,
                  "set which events an account receives for one surface's calls, and where")
     p.add_argument("account", help="account id or name")
-    p.add_argument("surface", choices=SURFACES, help="api (/api), v1 (/v1) or public (/api/public/v1)")
+    p.add_argument("surface", choices=SUBSCRIBABLE,
+                   help="api (/api), v1 (/v1), public (/api/public/v1) or voice (campaign progress)")
     p.add_argument("--url", help="receiver URL ('' clears it: the surface's default applies)")
     p.add_argument("--events", help="comma-separated event types, or 'all'")
     state = p.add_mutually_exclusive_group()
     state.add_argument("--disable", dest="active", action="store_false", default=None,
                        help="send none of this surface's events")
     state.add_argument("--enable", dest="active", action="store_true", help="send them again")
+    p.add_argument("--header-profile", choices=PROFILES,
+                   help="the headers that carry the event and its signature: gateway (ours, the default),"
+                        " contract (the surface's contract's own), standard-webhooks (docs/webhooks.md)")
+    p = cli.command(group, "signing-secret", webhooks_signing_secret,
+                    "print the account's webhook secret as the subscription's verifiers take it")
+    p.add_argument("account", help="account id or name")
+    p.add_argument("surface", choices=SURFACES, help="api, v1 or public")
     p = cli.command(group, "subscriptions", webhooks_subscriptions, "list webhook subscriptions")
     p.add_argument("account", nargs="?", help="account id or name")
     p = group.add_parser("dispatch", help="run a webhook dispatcher until SIGTERM",
@@ -99,7 +110,8 @@ def _delivery(ref: str) -> WebhookDelivery:
 def _delivery_doc(d: WebhookDelivery, full: bool = False) -> dict:
     doc = {
         "id": d.id, "event_id": d.event_id, "account_id": d.account_id, "call_uuid": d.call_uuid,
-        "surface": d.surface, "event_type": d.event_type, "url": d.url, "status": d.status,
+        "surface": d.surface, "event_type": d.event_type, "url": d.url, "header_profile": d.header_profile,
+        "status": d.status,
         "attempts": d.attempts, "next_attempt_at": cli.iso(d.next_attempt_at), "last_code": d.last_code,
         "last_error": d.last_error, "created_at": cli.iso(d.created_at), "queued_at": cli.iso(d.queued_at),
         "delivered_at": cli.iso(d.delivered_at),
@@ -209,7 +221,8 @@ def webhooks_purge(args) -> Output:
 
 def _subscription_doc(s: WebhookSubscription) -> dict:
     return {"account_id": s.account_id, "surface": s.surface, "url": s.url,
-            "events": s.events, "active": s.active, "updated_at": cli.iso(s.updated_at)}
+            "events": s.events, "active": s.active, "header_profile": s.header_profile,
+            "updated_at": cli.iso(s.updated_at)}
 
 
 def webhooks_subscribe(args) -> Output:
@@ -224,11 +237,36 @@ def webhooks_subscribe(args) -> Output:
         changes["events"] = None if text.lower() == "all" else [e for e in text.split(",") if e.strip()]
     if args.active is not None:
         changes["active"] = args.active
+    if args.header_profile is not None:
+        changes["header_profile"] = args.header_profile
     sub = set_subscription(account, args.surface, **changes)
     events = ", ".join(sub.events) if sub.events is not None else f"all ({', '.join(EVENT_TYPES[sub.surface])})"
     text = (f"account {cli.label(account)}, surface {sub.surface}: {'active' if sub.active else 'disabled'};"
-            f" url {sub.url or '(the surface default)'}; events {events}")
+            f" url {sub.url or '(the surface default)'}; events {events}; headers {sub.header_profile}")
+    if sub.header_profile == STANDARD_WEBHOOKS:
+        text += f"\n(the secret as Standard Webhooks libraries take it: voicegw webhooks signing-secret" \
+                f" {account.id} {sub.surface})"
     return Output(_subscription_doc(sub), text)
+
+
+def webhooks_signing_secret(args) -> Output:
+    """The account's webhook secret (and the previous one, while it is still valid), as
+    the verifiers of the subscription's header profile take it: as is, or, for
+    Standard Webhooks, ``whsec_<base64 of the key>``."""
+    from gateway.models import utcnow
+    from gateway.webhooks.subscriptions import header_profile_of
+
+    account = cli.find_account(args.account)
+    profile = header_profile_of(account.id, args.surface)
+    shown = standard_webhooks_secret if profile == STANDARD_WEBHOOKS else str
+    secrets = [shown(secret) for secret in account.webhook_secrets(utcnow())]
+    doc = {"account_id": account.id, "surface": args.surface, "header_profile": profile,
+           "webhook_secret": secrets[0], "previous_webhook_secret": secrets[1] if len(secrets) > 1 else None,
+           "previous_valid_until": cli.iso(account.previous_webhook_secret_expires_at()) if len(secrets) > 1 else None}
+    text = secrets[0]
+    if len(secrets) > 1:
+        text += f"\nprevious, valid until {doc['previous_valid_until']}: {secrets[1]}"
+    return Output(doc, text)
 
 
 def webhooks_subscriptions(args) -> Output:
@@ -236,9 +274,10 @@ def webhooks_subscriptions(args) -> Output:
     if args.account:
         query = query.where(WebhookSubscription.account == cli.find_account(args.account).id)
     rows = list(query)
-    table = cli.table(["ACCOUNT", "SURFACE", "ACTIVE", "EVENTS", "URL"],
+    table = cli.table(["ACCOUNT", "SURFACE", "ACTIVE", "EVENTS", "HEADERS", "URL"],
                    [[str(s.account_id), s.surface, "yes" if s.active else "no",
-                     ",".join(s.events) if s.events is not None else "all", s.url or "(default)"] for s in rows],
+                     ",".join(s.events) if s.events is not None else "all", s.header_profile,
+                     s.url or "(default)"] for s in rows],
                    "no subscriptions")
     return Output({"subscriptions": [_subscription_doc(s) for s in rows]}, table)
 

@@ -36,9 +36,9 @@ Any number of dispatchers, in any number of processes, may share one database:
 The dispatcher reads the time from ``clock`` (``utcnow`` unless given), so a test can
 run a day of retries without waiting for it; signatures always carry the real time.
 
-Each attempt is signed afresh (``gateway.webhooks.signing``) with the account's
-current secret, so a rotation applies to retries too, and the timestamped signature
-carries the time of the attempt.
+Each attempt is signed afresh, in the delivery's header profile
+(``gateway.webhooks.profiles``), with the account's current secret, so a rotation
+applies to retries too, and a timestamped signature carries the time of the attempt.
 """
 from __future__ import annotations
 
@@ -58,8 +58,7 @@ from gateway import models
 from gateway.models.db import connection_scope
 from gateway.models import Account, WebhookAttempt, WebhookDelivery, utcnow
 from gateway.models.webhooks import OPEN_STATUSES
-from gateway.webhooks import events as ev
-from gateway.webhooks.signing import signature_headers
+from gateway.webhooks import profiles
 from gateway.webhooks.urls import UrlRefused, guarded_session, split_url
 
 logger = logging.getLogger(__name__)
@@ -86,6 +85,8 @@ class Dispatcher:
         rng=random.random,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        # ``hook(status, lag_seconds)`` after each recorded attempt (the metrics count them).
+        self.attempt_hooks: list[Callable[[str, float], None]] = []
         if (max_attempts is not None and max_attempts < 1) or concurrency < 1:
             raise ValueError("max_attempts and concurrency must be at least 1")
         if max_age <= timedelta(0):
@@ -164,8 +165,8 @@ class Dispatcher:
         """``(code, error, permanent)`` of one POST."""
         body = delivery.body.encode("utf-8")
         headers = dict(delivery.headers or {})
-        headers.update(signature_headers(delivery.account.webhook_secrets(utcnow()), body,
-                                         ev.signature_header(delivery.surface)))
+        headers.update(profiles.signature_headers(delivery.header_profile, delivery.surface,
+                                                  delivery.account.webhook_secrets(utcnow()), body, delivery.event_id))
         timeout = gevent.Timeout(self.request_timeout)
         timeout.start()
         try:
@@ -227,6 +228,8 @@ class Dispatcher:
         log = logger.info if fields["status"] in ("delivered", "pending") else logger.warning
         log("webhook %s %s call=%s > %s: %s (attempt %d, %s, %d ms)", delivery.event_id, delivery.event_type,
             delivery.call_uuid, delivery.url, fields["status"], delivery.attempts, code or error, latency_ms)
+        for hook in self.attempt_hooks:
+            hook(fields["status"], (ended_at - delivery.queued_at).total_seconds())
         return fields["status"]
 
     def _deliver_in_greenlet(self, delivery: WebhookDelivery) -> str:

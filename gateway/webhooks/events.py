@@ -41,34 +41,28 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.domain import FINAL, Status, Surface, Transition, status_word
-from gateway.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER
+from gateway.webhooks import profiles
 
 CONTROL, AGENTS, PUBLIC = Surface.CONTROL.value, Surface.AGENTS.value, Surface.PUBLIC.value
+VOICE = Surface.VOICE.value
+#: The surfaces whose calls announce their status changes.
 SURFACES = (CONTROL, AGENTS, PUBLIC)
+#: The surfaces an account subscribes to: ``voice`` sends campaign progress
+#: (``gateway.dialer.events``), not call events.
+SUBSCRIBABLE = (*SURFACES, VOICE)
 
 EVENT_TYPES = {
     CONTROL: ("call.answered", "call.completed"),
     AGENTS: ("call_started", "call_completed", "all_processing_completed"),
     PUBLIC: ("call.ringing", "call.in_progress", "call.completed", "call.missed", "call.failed"),
+    VOICE: ("campaign.started", "campaign.paused", "campaign.stopped", "campaign.completed",
+            "campaign.contact_result"),
 }
-
-# Wire names. The contracts' vendor names are ours to choose (contracts/README.md);
-# the call-control contract's own names are kept as they are.
-CONTROL_USER_AGENT = "VoiceAPI/1.0"
-AGENTS_USER_AGENT = "Voicegw-Webhooks/1.0"
-AGENTS_EVENT_HEADER = "X-Voicegw-Event"
-AGENTS_SIGNATURE_HEADER = "X-Voicegw-Signature"
-PUBLIC_USER_AGENT = "Voicegw-Webhooks/1.0"
-CALL_UUID_HEADER = "X-Call-UUID"
-EVENT_TYPE_HEADER = "X-Webhook-Event"
-CONTENT_TYPE = "application/json"
-
-SIGNATURE_HEADERS = {CONTROL: SIGNATURE_HEADER, AGENTS: AGENTS_SIGNATURE_HEADER, PUBLIC: SIGNATURE_HEADER}
-
 
 @dataclass(frozen=True)
 class OutgoingEvent:
-    """One event for one URL. The signature headers are added at each attempt."""
+    """One event for one URL. The signature headers (of ``profile``,
+    ``gateway.webhooks.profiles``) are added at each attempt."""
 
     surface: str
     event_type: str
@@ -77,6 +71,7 @@ class OutgoingEvent:
     headers: dict
     event_id: str
     call_uuid: str | None = None
+    profile: str = profiles.GATEWAY
 
 
 @dataclass(frozen=True)
@@ -146,8 +141,9 @@ def call_surface(call) -> str | None:
     return surface if surface in SURFACES else None
 
 
-def signature_header(surface: str) -> str:
-    return SIGNATURE_HEADERS.get(surface, SIGNATURE_HEADER)
+def header_profile(subscription=None) -> str:
+    """The subscription's header profile (``gateway.webhooks.profiles``); ours without one."""
+    return subscription.header_profile if subscription is not None else profiles.GATEWAY
 
 
 def destination(call, account, surface: str, subscription=None) -> str | None:
@@ -282,34 +278,18 @@ def public_payload(event_type: str, event_id: str, call, account, state: CallSta
     }
 
 
-def _headers(surface: str, event_type: str, event_id: str, call_uuid: str | None) -> dict:
-    headers = {"Content-Type": CONTENT_TYPE, EVENT_ID_HEADER: event_id}
-    if surface == CONTROL:
-        headers["User-Agent"] = CONTROL_USER_AGENT
-        headers[EVENT_TYPE_HEADER] = event_type
-        if call_uuid:
-            headers[CALL_UUID_HEADER] = call_uuid
-    elif surface == AGENTS:
-        headers["User-Agent"] = AGENTS_USER_AGENT
-        headers[AGENTS_EVENT_HEADER] = event_type
-    else:
-        headers["User-Agent"] = PUBLIC_USER_AGENT
-        headers[EVENT_TYPE_HEADER] = event_type
-        if call_uuid:
-            headers[CALL_UUID_HEADER] = call_uuid
-    return headers
-
-
-def _event(surface: str, event_type: str, url: str, call, account, state: CallState) -> OutgoingEvent:
+def _event(surface: str, event_type: str, url: str, call, account, state: CallState,
+           subscription=None) -> OutgoingEvent:
     event_id = new_event_id()
+    profile = header_profile(subscription)
     if surface == CONTROL:
         payload = control_payload(event_type, call, state)
     elif surface == AGENTS:
         payload = agents_payload(event_type, call, state)
     else:
         payload = public_payload(event_type, event_id, call, account, state)
-    return OutgoingEvent(surface, event_type, url, payload, _headers(surface, event_type, event_id, call.uuid),
-                         event_id, call.uuid)
+    headers = profiles.event_headers(profile, surface, event_type, event_id, call.uuid)
+    return OutgoingEvent(surface, event_type, url, payload, headers, event_id, call.uuid, profile)
 
 
 def transition_event_type(surface: str, status: str) -> str | None:
@@ -335,7 +315,7 @@ def for_state(call, account, state: CallState, subscription=None) -> list[Outgoi
     url = destination(call, account, surface, subscription)
     if not url:
         return []
-    return [_event(surface, event_type, url, call, account, state)]
+    return [_event(surface, event_type, url, call, account, state, subscription)]
 
 
 def for_transition(call, account, transition: Transition, subscription=None) -> list[OutgoingEvent]:
@@ -350,7 +330,8 @@ def for_media_established(call, account, at: datetime, subscription=None) -> lis
     url = destination(call, account, CONTROL, subscription)
     if not url:
         return []
-    return [_event(CONTROL, "call.answered", url, call, account, CallState(Status.IN_PROGRESS.value, at))]
+    return [_event(CONTROL, "call.answered", url, call, account, CallState(Status.IN_PROGRESS.value, at),
+                   subscription)]
 
 
 def for_processing(call, account, subscription=None, at: datetime | None = None) -> list[OutgoingEvent]:
@@ -361,7 +342,8 @@ def for_processing(call, account, subscription=None, at: datetime | None = None)
     url = destination(call, account, surface, subscription)
     if not url:
         return []
-    return [_event(surface, "all_processing_completed", url, call, account, CallState.of_row(call, at))]
+    return [_event(surface, "all_processing_completed", url, call, account, CallState.of_row(call, at),
+                   subscription)]
 
 
 def routing_request(*, call_uuid: str, direction: str, caller_number: str, destination_number: str,

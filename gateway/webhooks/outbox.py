@@ -46,6 +46,7 @@ def delivery_row(event: ev.OutgoingEvent, account_id: int, now: datetime) -> dic
         "url": event.url,
         "body": canonical_json(event.payload).decode("utf-8"),
         "headers": event.headers,
+        "header_profile": event.profile,
         "status": "pending",
         "attempts": 0,
         "next_attempt_at": now,

@@ -4,14 +4,19 @@ A native provider (ElevenLabs, Vapi, …) knows our call by its own id. The medi
 registers that id when the provider's session starts (:func:`register_provider_call`);
 the provider's completion report then names it (``POST /v1/webhooks/call-completed``,
 ``gateway.api.agents.ingest``), signed with the webhook secret of the call's account
-(:func:`signed_by`), and :func:`record_completion` saves the result onto the call, once:
+(:func:`signed_by`), and :func:`record_completion` saves the result onto the call, once.
+A plain-WebSocket agent (driver ``websocket``) has no id of its own for the call: its
+report names the call by the gateway's uuid (lower case, as the gateway gave it), and the
+link is made when the first such report is recorded (provider ``websocket``).
 
 * the first report for a ``provider_call_id`` is applied; any later one changes
   nothing and is answered as a duplicate (``ProviderCall.completed_at`` is set by a
   guarded UPDATE, so two concurrent reports cannot both apply);
 * the transcript, the duration (talk seconds, ``billsec``; ``duration_sec`` too if
   unknown), and the analysis / recording URL when given, are saved; a call that
-  FreeSWITCH already ended keeps the billsec FreeSWITCH measured (and billed);
+  FreeSWITCH already ended keeps the billsec FreeSWITCH measured (and billed); the
+  provider's own figure is kept beside it either way (``ProviderCall.duration``, which
+  ``GET /v1/calls/{id}`` shows as ``provider_duration_seconds``);
 * the status: FreeSWITCH's word is final. A call that has already ended keeps its
   status (the provider's is kept on the ``ProviderCall``); a call still live is
   ended with the provider's status, and its final events are enqueued (they are not
@@ -25,11 +30,13 @@ from datetime import datetime
 
 from peewee import JOIN
 
-from gateway.domain import FINAL, Status
+from gateway.domain import FINAL, Driver, Status
 from gateway.models import Account, Agent, Call, ProviderCall, database, utcnow
 from gateway.webhooks import events as ev
+from gateway.webhooks import profiles
 from gateway.webhooks.events import transcript_turns
 from gateway.webhooks.outbox import enqueue_processing_completed, enqueue_state
+from gateway.uuids import parse_uuid
 from gateway.webhooks.signing import SIGNATURE_HEADER, TIMESTAMPED_HEADER, verify, verify_payload, verify_timestamped
 
 # Provider status → (our status, end reason, the Hangup-Cause that would have said so).
@@ -46,6 +53,8 @@ PROVIDER_STATUSES = {
 }
 
 MAX_PROVIDER_CALL_ID = 128
+#: The ``ProviderCall.provider`` of a plain-WebSocket agent's report.
+WEBSOCKET = Driver.WEBSOCKET.value
 
 
 @dataclass(frozen=True)
@@ -69,12 +78,30 @@ def register_provider_call(call_uuid: str, provider_call_id: str, provider: str 
     return ProviderCall.create(provider_call_id=provider_call_id, call=call_uuid, provider=provider)
 
 
+def websocket_agent_call(call_uuid: str) -> Call | None:
+    """The call ``call_uuid`` names if a plain-WebSocket agent has it, with its account:
+    such an agent reports by the gateway's uuid, exactly as given (lower case)."""
+    if parse_uuid(call_uuid) != call_uuid:
+        return None
+    return (Call.select(Call, Account)
+            .join(Account, on=(Call.account == Account.id))
+            .switch(Call)
+            .join(Agent, on=(Call.agent == Agent.id))
+            .where((Call.uuid == call_uuid) & (Agent.driver == Driver.WEBSOCKET.value))
+            .first())
+
+
 def find_provider_call(provider_call_id: str) -> ProviderCall | None:
-    """The ``ProviderCall`` with its call and account loaded, or None."""
-    return (ProviderCall.select(ProviderCall, Call, Account)
+    """The ``ProviderCall`` with its call and account loaded, or None. For a WebSocket
+    agent's call named by its uuid, the link its first report makes (not saved yet)."""
+    link = (ProviderCall.select(ProviderCall, Call, Account)
             .join(Call).join(Account)
             .where(ProviderCall.provider_call_id == provider_call_id)
             .first())
+    if link is not None:
+        return link
+    call = websocket_agent_call(provider_call_id)
+    return ProviderCall(provider_call_id=provider_call_id, call=call, provider=WEBSOCKET) if call else None
 
 
 def signed_by(secrets: list[str], raw: bytes, payload, headers) -> bool:
@@ -86,7 +113,7 @@ def signed_by(secrets: list[str], raw: bytes, payload, headers) -> bool:
     stamped = headers.get(TIMESTAMPED_HEADER)
     if stamped:
         return verify_timestamped(secrets, raw, stamped)
-    for name in (SIGNATURE_HEADER, ev.AGENTS_SIGNATURE_HEADER):
+    for name in (SIGNATURE_HEADER, profiles.OUR_AGENTS_SIGNATURE_HEADER):
         header = headers.get(name)
         if header:
             return verify(secrets, raw, header) or verify_payload(secrets, payload, header)
@@ -165,8 +192,13 @@ def record_completion(report: Completion, payload: dict | None = None,
     """
     now = now or utcnow()
     with database.atomic():
+        websocket_call = websocket_agent_call(report.provider_call_id)
+        if websocket_call is not None:
+            (ProviderCall.insert(provider_call_id=report.provider_call_id, call=websocket_call.uuid,
+                                 provider=WEBSOCKET)
+             .on_conflict_ignore().execute())
         applied = (ProviderCall
-                   .update(completed_at=now, status=report.status, payload=payload)
+                   .update(completed_at=now, status=report.status, payload=payload, duration=report.duration)
                    .where((ProviderCall.provider_call_id == report.provider_call_id)
                           & ProviderCall.completed_at.is_null())
                    .execute())

@@ -15,9 +15,12 @@ returns a :class:`RouteDecision`. The contract's rules:
   ``socket_url`` may also name a native provider as the call-control API allows
   (``elevenlabs``, ``vapi``, ``elevenlabs&<agent id>``).
 
-Headers: ``Content-Type: application/json``, ``X-Call-UUID``, ``X-Signature:
-sha256=<hmac>``, ``User-Agent: VoiceAPI/1.0``, and the timestamped
-``X-Webhook-Signature`` (``gateway.webhooks.signing``).
+Headers: those of the account's ``api`` subscription's header profile
+(``gateway.webhooks.profiles``). ``gateway``: ``Content-Type: application/json``,
+``X-Call-UUID``, ``X-Signature: sha256=<hmac>``, ``User-Agent: VoiceAPI/1.0``, and the
+timestamped ``X-Webhook-Signature``; ``contract``: the same without the last;
+``standard-webhooks``: ``webhook-id`` (the ``request_id``), ``webhook-timestamp``,
+``webhook-signature``.
 """
 from __future__ import annotations
 
@@ -31,7 +34,8 @@ import requests
 
 from gateway.models.validators import check_media_target
 from gateway.webhooks import events as ev
-from gateway.webhooks.signing import SIGNATURE_HEADER, canonical_json, signature_headers
+from gateway.webhooks import profiles
+from gateway.webhooks.signing import canonical_json
 from gateway.webhooks.urls import UrlRefused, guarded_session, split_url
 
 logger = logging.getLogger(__name__)
@@ -99,14 +103,15 @@ def parse_answer(status: int, body: bytes) -> RouteDecision:
 
 def request_route(*, url: str, secret: str, call_uuid: str, direction: str, caller_number: str,
                   destination_number: str, account_id, timeout: float = ROUTING_TIMEOUT,
+                  header_profile: str = profiles.GATEWAY,
                   session: requests.Session | None = None) -> RouteDecision:
-    """Ask ``url`` how to route the call; never raises, never takes longer than ``timeout``."""
+    """Ask ``url`` how to route the call, with the headers of ``header_profile``; never
+    raises, never takes longer than ``timeout``."""
     payload = ev.routing_request(call_uuid=call_uuid, direction=direction, caller_number=caller_number,
                                  destination_number=destination_number, account_id=account_id)
     body = canonical_json(payload)
-    headers = {"Content-Type": ev.CONTENT_TYPE, ev.CALL_UUID_HEADER: call_uuid,
-               "User-Agent": ev.CONTROL_USER_AGENT}
-    headers.update(signature_headers([secret], body, SIGNATURE_HEADER))
+    headers = profiles.routing_headers(header_profile, call_uuid, payload["request_id"])
+    headers.update(profiles.signature_headers(header_profile, ev.CONTROL, [secret], body, payload["request_id"]))
     session = session or _shared_session()
     started = time.monotonic()
     deadline = gevent.Timeout(timeout)

@@ -15,7 +15,8 @@ Headers
 ``X-Signature: sha256=<hex>``
     HMAC-SHA256(secret, body), hex. The call-control contract's header; the public
     calling API uses it too. The agent-call surface (``/v1``) sends the same value
-    under its own name (``gateway.webhooks.events.AGENTS_SIGNATURE_HEADER``).
+    under its own name (``X-Voicegw-Signature``); ``gateway.webhooks.profiles`` chooses the
+    headers per subscription.
 ``X-Webhook-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>]``
     For new integrations: HMAC-SHA256(secret, ``f"{t}.".encode() + body``), computed at
     each attempt. Binding the time into the signature lets the receiver refuse a

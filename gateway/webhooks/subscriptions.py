@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Iterable
 
 from gateway.models import Account, WebhookSubscription, utcnow
-from gateway.webhooks.events import EVENT_TYPES, SURFACES
+from gateway.webhooks.events import EVENT_TYPES, SUBSCRIBABLE
+from gateway.webhooks.profiles import GATEWAY, check_profile
 from gateway.webhooks.urls import check_url
 
 _UNSET = object()
@@ -30,15 +31,16 @@ def clean_events(surface: str, events: Iterable[str] | None) -> list[str] | None
 
 
 def check_surface(surface: str) -> str:
-    if surface not in SURFACES:
-        raise ValueError(f"surface {surface!r} is invalid; expected one of {', '.join(SURFACES)}")
+    if surface not in SUBSCRIBABLE:
+        raise ValueError(f"surface {surface!r} is invalid; expected one of {', '.join(SUBSCRIBABLE)}")
     return surface
 
 
 def set_subscription(account: Account | int, surface: str, *, url=_UNSET, events=_UNSET,
-                     active=_UNSET, resolve_host: bool = True) -> WebhookSubscription:
+                     active=_UNSET, header_profile=_UNSET, resolve_host: bool = True) -> WebhookSubscription:
     """Create or update the account's subscription for ``surface``; only the given
-    fields change. ``url`` is checked against the URL policy (``urls.check_url``)."""
+    fields change. ``url`` is checked against the URL policy (``urls.check_url``),
+    ``header_profile`` against the profiles the surface offers (``profiles.check_profile``)."""
     check_surface(surface)
     account_id = account if isinstance(account, int) else account.id
     changes = {}
@@ -48,6 +50,8 @@ def set_subscription(account: Account | int, surface: str, *, url=_UNSET, events
         changes["events"] = clean_events(surface, events)
     if active is not _UNSET:
         changes["active"] = bool(active)
+    if header_profile is not _UNSET:
+        changes["header_profile"] = check_profile(surface, header_profile or GATEWAY)
     subscription = WebhookSubscription.get_or_none(
         (WebhookSubscription.account == account_id) & (WebhookSubscription.surface == surface))
     if subscription is None:
@@ -66,3 +70,11 @@ def subscriptions_for(account_ids: Iterable[int]) -> dict[tuple[int, str], Webho
         return {}
     rows = WebhookSubscription.select().where(WebhookSubscription.account.in_(ids))
     return {(row.account_id, row.surface): row for row in rows}
+
+
+def header_profile_of(account_id: int, surface: str) -> str:
+    """The header profile of the account's subscription for ``surface`` (ours without one)."""
+    row = (WebhookSubscription.select(WebhookSubscription.header_profile)
+           .where((WebhookSubscription.account == account_id) & (WebhookSubscription.surface == surface))
+           .first())
+    return row.header_profile if row is not None else GATEWAY

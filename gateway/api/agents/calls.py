@@ -12,7 +12,8 @@ Placing (``POST /v1/calls``), checked in this order:
    answered call is charged at the account's rates when it ends:
    ``gateway.billing.ledger.billing_hook``);
 5. the account's default caller ID, which these calls go out with (409 if none);
-6. a connected FreeSWITCH node (503).
+6. a connected FreeSWITCH node (503 ``Could not place the call right now. Please retry``:
+   the words of the public calling API, which name no part of the gateway).
 
 The agent's driver decides where the media goes: ``websocket`` → its ``driver_ref``
 URL, ``elevenlabs`` → ``elevenlabs&<driver_ref>``, ``vapi`` → ``vapi&<driver_ref>``
@@ -39,8 +40,8 @@ from gateway.api.openapi import path_parameter
 from gateway.api.surface import SurfaceBlueprint
 from gateway.api.surfaces import AGENTS
 from gateway.domain import Surface
-from gateway.models import Agent, Call, utcnow
-from gateway.numbering import InvalidNumber, normalize
+from gateway.models import Agent, Call, ProviderCall, utcnow
+from gateway.numbering import InvalidNumber, normalize_caller_id
 
 blp = SurfaceBlueprint(
     AGENTS, "agent-calls", __name__, url_prefix="/calls",
@@ -50,6 +51,9 @@ blp = SurfaceBlueprint(
 CALL_NOT_FOUND = "Call not found"
 AGENT_NOT_FOUND = "Agent not found"
 INSUFFICIENT_CREDITS = "Insufficient credits"
+#: No switch can take the call now: said as the public calling API says it, naming no part
+#: of the gateway.
+CALL_NOT_PLACED = "Could not place the call right now. Please retry"
 _MAX_ID = 2**31 - 1
 
 
@@ -69,7 +73,7 @@ class AgentCalls(MethodView):
     @blp.error(402, INSUFFICIENT_CREDITS)
     @blp.error(404, AGENT_NOT_FOUND)
     @blp.error(409, "The account has no caller ID to call from")
-    @blp.error(503, "No FreeSWITCH node is connected, or it refused the call")
+    @blp.error(503, CALL_NOT_PLACED)
     def post(self, args):
         """Call a number with an agent
 
@@ -85,7 +89,7 @@ class AgentCalls(MethodView):
         if not account.default_caller_id:
             fail(409, "No caller ID is configured for this account")
         try:
-            from_number = normalize(account.default_caller_id, account.region)
+            from_number = normalize_caller_id(account.default_caller_id, account.region)
         except InvalidNumber as exc:
             fail(409, f"The account's caller ID is invalid: {exc}")
         custom_args = args.get("custom_args") or {}
@@ -96,6 +100,7 @@ class AgentCalls(MethodView):
         call = place_call(
             account, to_number=to_number, from_number=from_number, surface=Surface.AGENTS.value,
             socket_url=agent.media_target, custom_args=custom_args, agent=agent, contact_name=contact_name,
+            unavailable=CALL_NOT_PLACED,
         )
         return {"call_id": call.uuid, "status": v1_status(call)}
 
@@ -143,8 +148,18 @@ def _find_agent(account_id: int, args: dict, owner_agent_id: int | None) -> Agen
     return agent
 
 
+def provider_duration(call: Call) -> int | None:
+    """The duration the call's provider (or WebSocket agent) reported, as it said it."""
+    link = (ProviderCall.select(ProviderCall.duration)
+            .where((ProviderCall.call == call.uuid) & ProviderCall.completed_at.is_null(False))
+            .order_by(ProviderCall.completed_at)
+            .first())
+    return link.duration if link is not None else None
+
+
 def call_record(call: Call) -> dict:
-    """The superset of both contracts' call records."""
+    """The superset of both contracts' call records, and the provider's own duration
+    beside the gateway's (``duration_seconds``: FreeSWITCH's measure wins)."""
     agent = call.agent if call.agent_id is not None else None
     if call.billsec is not None:
         duration = call.billsec
@@ -166,6 +181,7 @@ def call_record(call: Call) -> dict:
         "custom_args": call.custom_args if isinstance(call.custom_args, dict) else {},
         "duration_seconds": duration,
         "duration": duration,
+        "provider_duration_seconds": provider_duration(call),
         "recording_url": call.recording_url,
         "transcript": transcript_turns(call.transcript),
         "analysis": call.analysis if isinstance(call.analysis, dict) else None,

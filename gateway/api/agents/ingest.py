@@ -5,11 +5,15 @@ Body (agent-call contract, minimal)::
     {"event_type": "call.completed", "provider_call_id": "…", "status": "completed",
      "transcript": "agent: Hello\\nuser: Hi", "duration": 120}
 
-``analysis`` (object) and ``recording_url`` (string) may be added. The request must be
-signed with the webhook secret of the account that owns the call, the way the gateway
-signs its own webhooks (``gateway.webhooks.provider.signed_by``); during a secret
+``analysis`` (object) and ``recording_url`` (string) may be added. ``provider_call_id``
+is the provider's id for the call (ElevenLabs' ``conversation_id``, Vapi's call id) or,
+from a plain-WebSocket agent, the gateway's call uuid (docs/webhooks.md). The request
+must be signed with the webhook secret of the account that owns the call, the way the
+gateway signs its own webhooks (``gateway.webhooks.provider.signed_by``); during a secret
 rotation's overlap the previous secret is accepted too. The signature is checked before
-anything is said about the call (``gateway.api.auth.ProviderSignature``).
+anything is said about the call (``gateway.api.auth.ProviderSignature``). The report's
+``duration`` is kept as given, beside the call's own (``provider_duration_seconds`` in
+``GET /v1/calls/{id}``).
 
 Answers (errors as ``{"error": "…"}``):
 

@@ -99,6 +99,9 @@ class AgentCallSchema(ma.Schema):
     custom_args = ma.fields.Dict(keys=ma.fields.String(), required=True)
     duration_seconds = ma.fields.Integer(required=True, metadata={"description": "Seconds since the answer"})
     duration = ma.fields.Integer(required=True, metadata={"description": "Same as duration_seconds"})
+    provider_duration_seconds = ma.fields.Integer(allow_none=True, required=True, metadata={
+        "description": "The duration the agent's provider reported (POST /v1/webhooks/call-completed), as it"
+                       " reported it; null until then. duration_seconds is the gateway's own measure"})
     recording_url = ma.fields.String(allow_none=True, required=True)
     transcript = ma.fields.List(
         ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String()), allow_none=True, required=True,

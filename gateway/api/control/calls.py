@@ -1,9 +1,12 @@
 """``/api/calls``: place calls and control live ones through the call controller.
 
 Placing (``POST /api/calls``)
-    * ``destination_number`` and ``caller_id_number`` are normalised to E.164 in the
-      account's region; ``caller_id_number`` defaults to the account's default caller ID
-      (400 if it has none).
+    * ``destination_number`` and ``caller_id_number`` are normalised to E.164: digits
+      without ``+`` are read in the account's region when they are a valid number
+      there, else as international digits (the contract's ``5511999999999``); the
+      destination must be a valid number, the caller ID only a possible one
+      (``gateway.numbering``). ``caller_id_number`` defaults to the account's default
+      caller ID (400 if it has none).
     * Media: ``socket_url`` (a ws/wss URL, ``elevenlabs``, ``vapi``, ``elevenlabs&<agent
       id>``, ``vapi&<assistant id>``, stored as given) and/or ``webhook_url`` (the routing
       webhook, and where status callbacks go). With neither, the account's
@@ -27,6 +30,14 @@ Transfer
     To what the account's transfer policy allows (``gateway.calls.transfer_policy``: by
     default any E.164 number, no extension and no SIP URI); anything else is 403 with
     the reason. A destination that cannot be transferred at all is 400.
+
+Native providers
+    A bare ``elevenlabs`` or ``vapi`` (``socket_url`` or ``media_server``) talks to the
+    agent the settings name: the call's number's, else the account's default, else the
+    account's first agent of that provider (``gateway.calls.bot_target``; set with
+    ``voicegw accounts set-voice`` / ``numbers set-voice``). With none, or ``vapi``
+    without the account's Vapi API key, the answer is 400 saying what to set, and nothing
+    is placed or changed.
 
 Redirect
     The media bridge owns swapping the bot. Until the call is answered, redirect only
@@ -55,6 +66,7 @@ from gateway.api.control.schemas import (
 from gateway.api.errors import fail
 from gateway.api.surface import SurfaceBlueprint
 from gateway.api.surfaces import CONTROL
+from gateway.calls.bot_target import NotConfigured, call_number, parse_target, provider_target
 from gateway.calls.errors import CallError
 from gateway.calls.transfer_policy import TransferPolicy, TransferRefused, transfer_destination
 from gateway.domain import Surface
@@ -77,6 +89,22 @@ def _owned_call(call_uuid: str) -> Call:
     return call
 
 
+def _check_provider(account, value: str | None, number: str | None) -> None:
+    """A bare ``elevenlabs``/``vapi`` target needs an agent id from the settings of the
+    account or of its ``number`` on the call (and Vapi the account's API key): 400 saying
+    which is missing, rather than a call whose bot cannot be had."""
+    if not value:
+        return
+    try:
+        target = parse_target(value)
+    except ValueError:  # an account default stored malformed: the bridge refuses it at answer, logged
+        return
+    try:
+        provider_target(account, target, number)
+    except NotConfigured as exc:
+        fail(400, str(exc))
+
+
 def _command(call: Call, action: str, send) -> dict:
     """Send a controller command for ``call``; CallError becomes the error it names."""
     try:
@@ -90,11 +118,14 @@ def _command(call: Call, action: str, send) -> dict:
 class Calls(MethodView):
     @blp.requires("calls:write", body=True)
     @blp.arguments(PlaceCallSchema, example={
-        "destination_number": "+5511999999999", "caller_id_number": "+12125550100",
+        "destination_number": "5511999999999", "caller_id_number": "5511888888888",
         "caller_id_name": "My Business", "socket_url": "wss://my-bot-server.com/media"})
     @blp.response(200, CallCreatedSchema)
-    @blp.error(400, "A field is invalid by the schema; or, what the schema cannot tell: destination_number or"
-                    " caller_id_number is not a valid number in the account's region (its numbering plan),"
+    @blp.error(400, "A field is invalid by the schema; or, what the schema cannot tell: destination_number is"
+                    " not a valid number (its numbering plan) or caller_id_number not a possible one, read in"
+                    " the account's region or as international digits; a bare 'elevenlabs' or 'vapi'"
+                    " socket_url finds no agent id in the settings of the account or of the caller ID's"
+                    " number (or 'vapi' no API key on the account);"
                     " socket_url's or webhook_url's host does not resolve to public addresses only, or a"
                     " default the request relies on (caller ID, socket_url or webhook_url) is not set on"
                     " the account")
@@ -110,12 +141,13 @@ class Calls(MethodView):
         caller = args.get("caller_id_number") or account.default_caller_id
         if not caller:
             fail(400, "caller_id_number is required: the account has no default caller ID")
-        from_number = normalize_number("caller_id_number", caller, account.region)
+        from_number = normalize_number("caller_id_number", caller, account.region, caller_id=True)
         socket_url, webhook_url = args.get("socket_url"), args.get("webhook_url")
         if socket_url is None and webhook_url is None:
             socket_url, webhook_url = account.default_socket_url, account.default_webhook_url
             if socket_url is None and webhook_url is None:
                 fail(400, "socket_url or webhook_url is required: the account has no default for either")
+        _check_provider(account, socket_url, from_number)
         call = place_call(
             account, to_number=to_number, from_number=from_number, surface=Surface.CONTROL.value,
             caller_id_name=args.get("caller_id_name") or "", socket_url=socket_url, webhook_url=webhook_url,
@@ -176,7 +208,9 @@ class Redirect(MethodView):
         "call_uuid": "d3b07384-d113-444c-9e7b-2c6f0a1b3d8e", "media_server": "elevenlabs"})
     @blp.response(200, ActionResultSchema)
     @blp.error(400, "A field is invalid by the schema; or, what the schema cannot tell: media_server's host"
-                    " does not resolve to public addresses only")
+                    " does not resolve to public addresses only, or a bare 'elevenlabs' or 'vapi' finds no"
+                    " agent id in the settings of the account or of the call's number (or 'vapi' no API"
+                    " key on the account)")
     @blp.error(404, CALL_NOT_FOUND)
     @blp.error(409, "The call has ended, or the media bridge is not available")
     @blp.error(503, "The call's FreeSWITCH node is unreachable")
@@ -190,6 +224,7 @@ class Redirect(MethodView):
         target = args["media_server"]
         if call.status not in ("queued", "ringing", "in_progress"):
             fail(409, f"call has already ended ({call.status})")
+        _check_provider(g.auth.account, target, call_number(call.direction, call.from_number, call.to_number))
         if call.status == "in_progress":
             hook = getattr(gateway(), "redirect_media", None)
             if not callable(hook):

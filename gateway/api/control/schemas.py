@@ -39,14 +39,18 @@ class StrictSchema(ma.Schema):
 class PlaceCallSchema(StrictSchema):
     destination_number = Text(
         required=True, validate=validate.Length(min=1, max=64),
-        metadata={"description": "Number to call; read in the account's region unless it starts with +."
-                                 " 400 if it is not a valid number there (the numbering plan, which the"
-                                 " pattern cannot tell)",
+        metadata={"description": "Number to call, in E.164; without + it is read in the account's region"
+                                 " if it is a valid number there, else as international digits"
+                                 " (5511999999999 is +5511999999999). 400 if it is a valid number neither"
+                                 " way (the numbering plan, which the pattern cannot tell)",
                   "example": "5511999999999", "pattern": PHONE_NUMBER})
     caller_id_number = Text(
         allow_none=True, validate=validate.Length(min=1, max=64),
         metadata={"description": "Caller ID; the account's default caller ID if omitted (400 if the account"
-                                 " has none). Read like destination_number",
+                                 " has none). Read like destination_number, but it need only be a"
+                                 " possible number (a length its country's numbers have): which caller"
+                                 " IDs pass is the carrier's decision",
+                  "example": "5511888888888",
                   "pattern": PHONE_NUMBER})
     caller_id_name = Text(allow_none=True, validate=validate.Length(max=64))
     socket_url = Checked(

@@ -3,7 +3,8 @@
 Placing (``POST /calls``), checked in this order, the first failure answering:
 
 1. the body's fields (400, the schema's sentences; ``type`` first, then ``number``:
-   "A valid Indian mobile number is required.");
+   "A valid Indian mobile number is required." for an ``IN`` account, the same naming
+   the account's country for another: "A valid mobile number for Brazil is required.");
 2. ``audio_blast``/``press1``: ``audio_id`` given (400) and a clip of the account's
    library (400); ``press1``: ``dtmf_map`` (default ``{"1": "connect_agent"}``) valid, and
    an agent destination configured on the account, and allowed by its transfer policy,

@@ -11,12 +11,12 @@ from gateway.billing.ledger import can_afford
 from gateway.campaigns.runs import parse_run_label, run_label
 from gateway.domain import FINAL, Status
 from gateway.models import Account, Call, OtpRequest, PhoneNumber, PublicRun, utcnow
-from gateway.numbering import InvalidNumber, normalize
+from gateway.numbering import InvalidNumber, normalize, normalize_caller_id
 from gateway.otp import service as otp_service
 from gateway.uuids import parse_uuid
 
 from . import envelope
-from .schemas import CALLER_ID, NUMBER
+from .schemas import CALLER_ID, number_required
 
 QUEUED = "Call queued."
 OTP_QUEUED = "Verification call queued."
@@ -29,13 +29,15 @@ PLACEMENT_FAILED = "Could not place the call right now. Please retry."
 def recipient(value: str, account: Account) -> str:
     """The recipient's number in E.164: a mobile number of the account's region, read in
     that region (``9812345678``, ``919812345678`` and ``+919812345678`` for an ``IN``
-    account). Numbers of other countries are refused: the API calls its own country."""
+    account). Numbers of other countries are refused: the API calls its own country, and
+    says which (``A valid mobile number for Brazil is required.``; the contract's sentence,
+    naming India, for an ``IN`` account)."""
     try:
         number = normalize(value, account.region, mobile_only=True)
     except (InvalidNumber, ValueError):
-        envelope.abort(400, NUMBER)
+        envelope.abort(400, number_required(account.region))
     if account.region and region_code_for_number(phonenumbers.parse(number)) != account.region.upper():
-        envelope.abort(400, NUMBER)
+        envelope.abort(400, number_required(account.region))
     return number
 
 
@@ -45,7 +47,7 @@ def caller_number(account: Account, requested: str | None) -> str:
     default = None
     if account.default_caller_id:
         try:
-            default = normalize(account.default_caller_id, account.region)
+            default = normalize_caller_id(account.default_caller_id, account.region)
         except (InvalidNumber, ValueError):
             default = None
     if requested is None or not str(requested).strip():
@@ -53,7 +55,7 @@ def caller_number(account: Account, requested: str | None) -> str:
             envelope.abort(400, NO_CALLER_ID)
         return default
     try:
-        wanted = normalize(requested, account.region)
+        wanted = normalize_caller_id(requested, account.region)
     except (InvalidNumber, ValueError):
         envelope.abort(400, CALLER_ID)
     if wanted == default:

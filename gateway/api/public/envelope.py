@@ -9,7 +9,9 @@ characters; null if none was sent. Errors are raised with :func:`abort` and rend
 :func:`render_error`, which ``gateway.api.errors`` calls for every error under
 ``/api/public/v1`` (including 404/405 of unknown routes and unhandled exceptions, which
 answer without any internal detail). A validation failure is the message of the first
-failing field, in the schema's order (:func:`first_message`). ``ENVELOPE`` is this shape,
+failing field, in the schema's order (:func:`first_message`); the schema's sentence for a
+recipient's number names India, as the contract does, and is said naming the account's own
+country for any other account (``schemas.number_required``). ``ENVELOPE`` is this shape,
 as the surface declares it.
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ from flask import g, has_request_context, request
 from gateway.api import bodies, errors
 from gateway.api.surface import ErrorShape
 
-from .schemas import ErrorEnvelopeSchema
+from .schemas import NUMBER, ErrorEnvelopeSchema, number_required
 
 PREFIX = "/api/public/v1"
 MAX_REFERENCE_LENGTH = 120
@@ -99,6 +101,9 @@ def render_error(status: int, message: str) -> dict:
         message = DEFAULT_DETAILS.get(status, DEFAULT_DETAILS[500] if status >= 500 else DEFAULT_DETAILS[400])
     if status >= 500 and status != 503:
         message = DEFAULT_DETAILS[500]  # never internal detail
+    if message == NUMBER:  # the schema's words for a recipient: the account's country named
+        auth = g.get("auth") if has_request_context() else None
+        message = number_required(getattr(getattr(auth, "account", None), "region", None))
     context = (g.pop("public_error", None) if has_request_context() else None) or {}
     try:
         ref = reference_id()

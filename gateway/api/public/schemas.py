@@ -13,10 +13,12 @@ from gateway.api.openapi import NO_CONTROL, NOT_BLANK, OTP_CODE, OTP_CODE_TOKEN,
 from gateway.calls.scripts import DTMF_KEYS
 from gateway.domain import CALL_STATUSES
 from gateway.models import DTMF_ACTIONS, RUN_TYPES
-from gateway.numbering import MAX_INPUT_LENGTH
+from gateway.numbering import MAX_INPUT_LENGTH, country_name
 from gateway.otp import codes
 from gateway.otp.service import MAX_ATTEMPTS, MAX_MESSAGE_LENGTH, MAX_TTL, MIN_ATTEMPTS, MIN_TTL, MISSING
 
+#: The contract's text, for an ``IN`` account; another account's names its own country
+#: (:func:`number_required`).
 NUMBER = "A valid Indian mobile number is required."
 TYPE = "A valid type is required: audio_blast, press1 or otp."
 AUDIO_ID = "audio_id must be the numeric id of an audio clip in your library."
@@ -25,9 +27,9 @@ AUDIO_UNKNOWN = "audio_id does not match an audio clip in your library."
 DTMF_MAP = "dtmf_map must map keypad keys (0-9, * or #) to an action: connect_agent or hangup."
 CALLER_ID = "caller_id must be a verified caller number on your account."
 CODE = f"code must be {codes.MIN_LENGTH} to {codes.MAX_LENGTH} digits."
-LENGTH = f"length must be a number from {codes.MIN_LENGTH} to {codes.MAX_LENGTH}."
-TTL = f"ttl must be a number of seconds from {MIN_TTL} to {MAX_TTL}."
-ATTEMPTS = f"max_attempts must be a number from {MIN_ATTEMPTS} to {MAX_ATTEMPTS}."
+LENGTH = f"length must be a whole number from {codes.MIN_LENGTH} to {codes.MAX_LENGTH}."
+TTL = f"ttl must be a whole number of seconds from {MIN_TTL} to {MAX_TTL}."
+ATTEMPTS = f"max_attempts must be a whole number from {MIN_ATTEMPTS} to {MAX_ATTEMPTS}."
 MESSAGE = f"message must be text of at most {MAX_MESSAGE_LENGTH} characters containing the {{code}} token."
 REFERENCE = "reference_id must be a string."
 SECRET = "secret must be a string."
@@ -49,6 +51,15 @@ _DTMF_MAP_DOC = {"minProperties": 1, "additionalProperties": False,
 MAX_PAGE = 10_000_000
 PER_PAGE_DEFAULT = 50
 PER_PAGE_MAX = 100
+
+
+def number_required(region: str | None) -> str:
+    """What a recipient's number that is not a mobile number of the account's region gets:
+    the contract's sentence for India, the same sentence naming the country for any other
+    region (``A valid mobile number for Brazil is required.``)."""
+    if not region or region.upper() == "IN":
+        return NUMBER
+    return f"A valid mobile number for {country_name(region)} is required."
 
 
 def _messages(text: str) -> dict:
@@ -92,9 +103,23 @@ def _text(message: str, *, required: bool = False, **kwargs) -> Textual:
     return Textual(required=required, allow_none=not required, error_messages=_messages(message), **kwargs)
 
 
-def _whole(message: str, low: int, high: int | None = None, **kwargs) -> ma.fields.Integer:
-    return ma.fields.Integer(allow_none=True, error_messages=_messages(message),
-                             validate=validate.Range(min=low, max=high, error=message), **kwargs)
+class Whole(ma.fields.Integer):
+    """A whole number: a JSON integer, or a number or decimal text with no fraction
+    (``12``, ``12.0``, ``"12"``, ASCII digits). marshmallow's ``Integer`` would truncate
+    ``1.5`` to 1 and accept it; a fraction is refused here instead (so are NaN and the
+    infinities)."""
+
+    def _validated(self, value):
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid")
+        if isinstance(value, str) and not (value.strip().isascii() and value.strip().lstrip("+-").isdigit()):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+def _whole(message: str, low: int, high: int | None = None, **kwargs) -> Whole:
+    return Whole(allow_none=True, error_messages=_messages(message),
+                 validate=validate.Range(min=low, max=high, error=message), **kwargs)
 
 
 class BodySchema(ma.Schema):
@@ -138,10 +163,9 @@ class PublicPlaceCallSchema(BodySchema, OtpFieldsMixin):
     number = _text(NUMBER, required=True, metadata={
         "description": "The recipient's mobile number, of the account's country (400 if the numbering plan"
                        " says it is none)", **_NUMBER_DOC})
-    audio_id = ma.fields.Integer(allow_none=True, error_messages=_messages(AUDIO_ID),
-                                 validate=validate.Range(min=1, max=2**63 - 1, error=AUDIO_ID),
-                                 metadata={"description": "Required for audio_blast and press1: a clip of your"
-                                                          " audio library (400 if it is not one)"})
+    audio_id = _whole(AUDIO_ID, 1, 2**63 - 1,
+                      metadata={"description": "Required for audio_blast and press1: a clip of your audio"
+                                               " library (400 if it is not one)"})
     dtmf_map = ma.fields.Dict(allow_none=True, error_messages=_messages(DTMF_MAP),
                               metadata={"description": 'press1 only. Default {"1": "connect_agent"}. A map'
                                                        " that uses connect_agent needs an agent destination"

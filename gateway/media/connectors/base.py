@@ -7,7 +7,9 @@ A ``BotLink`` is one open connection to a bot, owned by one call's media session
   block.  When nothing is queued and the socket takes the whole message at once it is
   sent there and then (no switch to another greenlet: this is most messages); else it
   queues, and the link's writer greenlet sends in order, so a slow bot cannot stall the
-  caller's audio (a full queue drops the oldest audio and counts it);
+  caller's audio (a full queue drops the oldest audio and counts it).  A connector's
+  control answers (a provider's ``pong``, a tool's result) are queued ``urgent``: they go
+  out ahead of the queued audio, after at most the one frame already half on the wire;
 * the link's reader greenlet turns what the bot sends into ``twilio.BotEvent``s (Media,
   Mark, Clear, Transcript, ProtocolIssue, Closed) and hands them to ``on_event``;
 * a bot that stops reading is found out: the link pings every ``PING_INTERVAL`` seconds
@@ -251,6 +253,7 @@ class BotLink(ABC):
         self.dropped_audio_bytes = 0  # a Twilio stream's media.timestamp leaves their gap
         self.closed = False
         self._outbox: deque = deque()
+        self._urgent: deque = deque()  # control answers, sent before the outbox's audio
         self._queued_audio = 0
         self._gone = False  # the socket is finished: the writer stops
         self._busy = False  # the writer is in a send (which may wait)
@@ -281,6 +284,11 @@ class BotLink(ABC):
             return
         self.closed = True
         self._queue(("close", stop))
+
+    def final_transcript(self) -> list[dict] | None:
+        """The provider's own record of the conversation, read after the call (may block
+        for a while); None: the lines the socket gave stand (the default)."""
+        return None
 
     def kill(self) -> None:
         self.closed = True
@@ -336,6 +344,13 @@ class BotLink(ABC):
         except Exception:  # the session's bug must not kill the reader silently
             logger.exception("%s: handling %r failed", self.label, event)
 
+    def _end(self, reason: str) -> None:
+        """End the link from this side, for ``reason`` (the call's log shows it): reported
+        as an unclean ``Closed``, so the session's failure policy applies."""
+        self._gone = True
+        self._abort()
+        self._closed_by_peer(1006, reason, False)
+
     def _closed_by_peer(self, code: int, reason: str, clean: bool) -> None:
         """The socket ended.  Reported once, and only if we had not closed it ourselves."""
         self._gone = True
@@ -356,23 +371,29 @@ class BotLink(ABC):
                 unanswered_since = None
             if unanswered_since is not None and now - unanswered_since >= READ_STALL_LIMIT:
                 logger.info("%s: no pong for %.0f s: the bot stopped reading", self.label, now - unanswered_since)
-                self._gone = True
-                self._abort()
-                self._closed_by_peer(1006, f"the bot stopped reading (no pong for {now - unanswered_since:.0f} s)",
-                                     False)
+                self._end(f"the bot stopped reading (no pong for {now - unanswered_since:.0f} s)")
                 return
             if unanswered_since is None:
                 unanswered_since = now
             self._queue(("ping", None))
 
     # -- internals ------------------------------------------------------------------------
-    def _queue(self, item) -> None:
-        if item[0] == "audio" and self.closed:
+    def _queue(self, item, urgent: bool = False) -> None:
+        """Send ``item`` now if that needs no wait, else queue it for the writer; an
+        ``urgent`` one goes ahead of the queued audio (see the module docstring)."""
+        if (item[0] == "audio" or urgent) and self.closed:
             return
-        if item[0] in DIRECT and self._direct and not self._outbox and not self._busy and not self.closed:
+        if (urgent or item[0] in DIRECT) and self._direct and not self._outbox and not self._urgent \
+                and not self._busy and not self.closed:
             item = self._send_now(item)
             if item is None:
                 return
+            if item[0] == "raw":  # the rest of a frame: nothing may go before it
+                urgent = False
+        if urgent:
+            self._urgent.append(item)
+            self._wake.set()
+            return
         if item[0] == "audio":
             if self._queued_audio >= MAX_QUEUED_AUDIO:
                 for i, (kind, value) in enumerate(self._outbox):
@@ -403,14 +424,20 @@ class BotLink(ABC):
             self.sent_audio += 1
         return None
 
+    def _next_item(self):
+        """The rest of a half-sent frame first, then the urgent answers, then the outbox."""
+        if self._urgent and not (self._outbox and self._outbox[0][0] == "raw"):
+            return self._urgent.popleft()
+        return self._outbox.popleft()
+
     def _write_loop(self) -> None:
         while True:
-            while not self._outbox:
+            while not self._outbox and not self._urgent:
                 if self._gone:
                     return
                 self._wake.clear()
                 self._wake.wait()
-            kind, value = self._outbox.popleft()
+            kind, value = self._next_item()
             if kind == "audio":
                 self._queued_audio -= 1
             if self._gone:
