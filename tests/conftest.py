@@ -147,6 +147,13 @@ def sqlite_database(tmp_path):
     yield from _bound_database(_migrated_sqlite(tmp_path))
 
 
+@pytest.fixture
+def sqlite_database_url(tmp_path):
+    """The URL of a migrated SQLite database: what a module whose subject is not the
+    database (an OpenAPI document, a schemathesis run) returns as its ``database_url``."""
+    return _migrated_sqlite(tmp_path)
+
+
 def _migrated_sqlite(tmp_path) -> str:
     """The URL of a new SQLite database in ``tmp_path``, migrated."""
     url = f"sqlite:///{tmp_path / 'voicegw.sqlite3'}"

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from api_support import *  # noqa: F401,F403 -- fixtures
 from gateway.calls.scripts import check_dtmf_map
 from gateway.dialplan_names import transfer_target
-from gateway.models import database_from_url, migrate
 from gateway.models.validators import check_media_target, check_webhook_url
 from gateway.otp import codes
 
@@ -21,13 +20,9 @@ EXAMPLES = 300
 
 
 @pytest.fixture
-def database_url(tmp_path):
+def database_url(sqlite_database_url):
     """SQLite only: the document does not depend on the database."""
-    url = f"sqlite:///{tmp_path / 'voicegw.sqlite3'}"
-    db = database_from_url(url)
-    migrate(db)
-    db.close()
-    return url
+    return sqlite_database_url
 
 
 @pytest.fixture

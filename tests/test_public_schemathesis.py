@@ -24,7 +24,7 @@ from test_public_support import *  # noqa: F401,F403 -- fixtures
 from test_public_support import auth
 from openapi_support import hosts_do_not_resolve, valid_requests_are_accepted  # noqa: F401 -- fixture
 from gateway.campaigns import saved
-from gateway.models import RUN_TYPES, Account, database_from_url, migrate
+from gateway.models import RUN_TYPES, Account
 
 EXAMPLES_PER_OPERATION = 8
 SEEDED_EXAMPLES = 20
@@ -47,13 +47,9 @@ OPERATIONS = [
 
 
 @pytest.fixture
-def database_url(tmp_path):
+def database_url(sqlite_database_url):
     """SQLite only here (overrides the conftest fixture that adds PostgreSQL)."""
-    url = f"sqlite:///{tmp_path / 'voicegw.sqlite3'}"
-    db = database_from_url(url)
-    migrate(db)
-    db.close()
-    return url
+    return sqlite_database_url
 
 
 @pytest.fixture

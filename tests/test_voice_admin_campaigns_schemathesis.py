@@ -40,15 +40,9 @@ REFUSALS = {
 
 
 @pytest.fixture
-def database_url(tmp_path):
+def database_url(sqlite_database_url):
     """SQLite: the document and the views' checks do not depend on the database."""
-    from gateway.models import database_from_url, migrate
-
-    url = f"sqlite:///{tmp_path / 'voicegw.sqlite3'}"
-    db = database_from_url(url)
-    migrate(db)
-    db.close()
-    return url
+    return sqlite_database_url
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from voice_admin_support import *  # noqa: F401,F403 -- fixtures
 from voice_admin_support import PREFIX, bearer
 from openapi_support import hosts_do_not_resolve, valid_requests_are_accepted  # noqa: F401 -- fixture
 from gateway.auth.keys import create_key
-from gateway.models import Account, Agent, KnowledgeDocument, database_from_url, migrate
+from gateway.models import Account, Agent, KnowledgeDocument
 from test_voice_admin_campaigns_schemathesis import OPERATIONS as CAMPAIGN_OPERATIONS  # their own run
 
 EXAMPLES_PER_OPERATION = 6
@@ -45,13 +45,9 @@ KINDS = ["owner", "read", "read-all", "account"]
 
 
 @pytest.fixture
-def database_url(tmp_path):
+def database_url(sqlite_database_url):
     """SQLite only here (overrides the conftest fixture that adds PostgreSQL)."""
-    url = f"sqlite:///{tmp_path / 'voicegw.sqlite3'}"
-    db = database_from_url(url)
-    migrate(db)
-    db.close()
-    return url
+    return sqlite_database_url
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from pypdf.errors import PyPdfError
 
 from gateway.models import KnowledgeDocument, utcnow
 from gateway.models.db import connection_scope
+from gateway.voice_agents.bounded_body import read_bounded
 from gateway.webhooks.urls import UrlRefused, check_url, guarded_session
 
 logger = logging.getLogger(__name__)
@@ -83,24 +84,15 @@ def read_url(url: str) -> tuple[str, str]:
                     continue
                 if response.status_code >= 400:
                     raise FetchFailed(f"the server answered {response.status_code}")
-                body = _read(response, deadline)
+                body = read_bounded(
+                    response, max_bytes=MAX_BYTES, deadline=deadline,
+                    too_large=FetchFailed(f"the document is larger than {MAX_BYTES} bytes"),
+                    too_slow=FetchFailed(f"the document took longer than {TIMEOUT:g} s to fetch"))
                 content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
                 return content_type, to_text(content_type, body, response.encoding)
         raise FetchFailed(f"more than {MAX_REDIRECTS} redirects")
     finally:
         session.close()
-
-
-def _read(response, deadline: float) -> bytes:
-    chunks, size = [], 0
-    for chunk in response.iter_content(64 * 1024):
-        size += len(chunk)
-        if size > MAX_BYTES:
-            raise FetchFailed(f"the document is larger than {MAX_BYTES} bytes")
-        if time.monotonic() > deadline:
-            raise FetchFailed(f"the document took longer than {TIMEOUT:g} s to fetch")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def to_text(content_type: str, body: bytes, encoding: str | None = None) -> str:

@@ -18,6 +18,7 @@ import requests
 
 from gateway.models import AgentTool, ToolRun
 from gateway.voice_agents import calendly
+from gateway.voice_agents.bounded_body import read_bounded
 from gateway.voice_agents.env import MissingEnvVar, env_values, substitute
 from gateway.webhooks.urls import UrlRefused, guarded_session
 
@@ -102,16 +103,10 @@ def _send(request: dict) -> str:
 
 
 def _read(response) -> str:
-    chunks, size = [], 0
-    deadline = time.monotonic() + TIMEOUT
-    for chunk in response.iter_content(8192):
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise ToolFailed(f"the answer is larger than {MAX_RESPONSE_BYTES} bytes")
-        if time.monotonic() > deadline:
-            raise ToolFailed(f"the answer took longer than {TIMEOUT:g} s")
-        chunks.append(chunk)
-    text = b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
+    body = read_bounded(response, max_bytes=MAX_RESPONSE_BYTES, deadline=time.monotonic() + TIMEOUT,
+                        too_large=ToolFailed(f"the answer is larger than {MAX_RESPONSE_BYTES} bytes"),
+                        too_slow=ToolFailed(f"the answer took longer than {TIMEOUT:g} s"))
+    text = body.decode(response.encoding or "utf-8", errors="replace")
     try:
         return json.dumps(json.loads(text), ensure_ascii=False)
     except ValueError:
